@@ -1,9 +1,11 @@
 """pixelforge: image generation (GANs, VAEs, image transformers, diffusion) on hand-written
 C++/CUDA/Numba kernels with CPU fallbacks.
 
-``import pixelforge`` is light: C++ modules, Numba and CuPy load on first use.
+``import pixelforge`` is light: submodules, the C++ modules, Numba and CuPy load on first use.
 """
 from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
@@ -11,4 +13,20 @@ from . import ops  # noqa: E402,F401
 from ._dispatch import available  # noqa: E402,F401
 from ._info import info  # noqa: E402,F401
 
-__all__ = ["__version__", "info", "ops", "available"]
+_SUBMODULES = ("random", "schedules", "samplers", "functional", "nn", "optim", "models", "data", "io", "cli")
+# top-level names that live in a submodule
+_ATTRS = {"Tensor": "tensor", "no_grad": "tensor", "enable_grad": "tensor"}
+
+__all__ = ["__version__", "info", "ops", "available", *_SUBMODULES, *_ATTRS]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        mod = importlib.import_module(f".{name}", __name__)
+        globals()[name] = mod
+        return mod
+    if name in _ATTRS:
+        value = getattr(importlib.import_module(f".{_ATTRS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pixelforge' has no attribute {name!r}")
