@@ -69,8 +69,20 @@ def _load(op, device, impl):
     return got
 
 
+def _ensure_registered(op: str) -> None:
+    """Import the module that registers ``op`` (op modules load lazily)."""
+    if any(key[0] == op for key in _loaders):
+        return
+    import importlib  # noqa: PLC0415
+    ops = importlib.import_module("pixelforge.ops")
+    module = getattr(ops, "_OPS", {}).get(op)
+    if module is not None:
+        ops._import_op_module(module)
+
+
 def available(op: str, device: str = "cpu") -> list:
     """The impls of ``op`` that load on ``device``, in preference order."""
+    _ensure_registered(op)
     out = []
     for impl in _orders.get((op, device), DEFAULT_ORDER[device]):
         try:

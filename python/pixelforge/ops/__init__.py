@@ -19,13 +19,25 @@ _OPS = {
 __all__ = sorted(_OPS)
 
 
+def _import_op_module(module: str):
+    """Import ``pixelforge.ops.<module>`` and bind its public functions here. Importing a
+    submodule sets a package attribute of the same name (``ops.conv2d`` the module), so the
+    functions are bound again afterwards: ``pf.ops.conv2d`` is always the function."""
+    mod = importlib.import_module(f".{module}", __name__)
+    for public, owner in _OPS.items():
+        if owner == module and hasattr(mod, public):
+            globals()[public] = getattr(mod, public)
+    return mod
+
+
 def __getattr__(name):
-    mod = _OPS.get(name)
-    if mod is None:
+    module = _OPS.get(name)
+    if module is None:
         raise AttributeError(f"module 'pixelforge.ops' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
-    globals()[name] = value
-    return value
+    mod = _import_op_module(module)
+    if not hasattr(mod, name):
+        raise AttributeError(f"pixelforge.ops.{module} does not define {name!r}")
+    return globals()[name]
 
 
 def __dir__():

@@ -5,7 +5,7 @@ x is viewed as (outer, C, inner) with C the bias dimension.
 """
 import numba
 import numpy as np
-from numba import prange
+from numba import cuda, prange
 
 from . import scalar
 from ._jit import cpu_fn, gpu_fn
@@ -76,7 +76,7 @@ _gpu_kernels = {}
 
 def _gpu():
     if not _gpu_kernels:
-        from numba import cuda  # noqa: PLC0415
+        # `cuda` must be this module's global: the simulator swaps it in kernel globals.
         value = gpu_fn(scalar.bias_act_value)
         grad = gpu_fn(scalar.bias_act_grad)
 
@@ -111,7 +111,6 @@ def _launch_config(n):
 
 
 def _stream_for(arr):
-    from numba import cuda  # noqa: PLC0415
     if type(arr).__module__.startswith("cupy"):
         import cupy  # noqa: PLC0415
         return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
