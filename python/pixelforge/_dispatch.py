@@ -99,6 +99,7 @@ def resolve(op: str, device: str, impl: str = "auto"):
         raise TypeError(f"impl: expected a string, got {type(impl).__name__}")
     if impl != "auto" and impl not in IMPLS:
         raise ValueError(f"impl: unknown implementation {impl!r}; expected 'auto' or one of {IMPLS}")
+    _ensure_registered(op)
     order = _orders.get((op, device), DEFAULT_ORDER[device])
     if impl == "auto":
         env = os.environ.get("PIXELFORGE_IMPL", "").strip()

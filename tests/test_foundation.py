@@ -1,0 +1,149 @@
+"""The foundation: import is light and never fails, pf.info(), the dispatch table, shared
+validation, the CLI, and that nvcc on PATH means the CUDA module was built."""
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import pixelforge as pf
+from pixelforge import _dispatch, _validate
+from opcheck import run_python
+
+
+def test_import_is_fast_and_light():
+    out = run_python("""
+        import sys, time
+        t0 = time.perf_counter()
+        import pixelforge
+        dt = time.perf_counter() - t0
+        heavy = [m for m in ("numba", "cupy", "torch", "scipy", "pixelforge._cuda") if m in sys.modules]
+        print(dt, ",".join(heavy) or "-")
+    """)
+    dt, heavy = out.split()
+    assert heavy == "-", f"import pixelforge pulled in {heavy}"
+    assert float(dt) < 1.0
+
+
+def test_import_survives_missing_native_modules():
+    out = run_python("""
+        import sys, warnings
+        sys.modules["pixelforge._cpu"] = None   # simulate a build without the native modules
+        sys.modules["pixelforge._cuda"] = None
+        import numpy as np, pixelforge as pf
+        assert pf.info()["cpu"]["native"] is False and pf.info()["cuda"]["built"] is False
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            y = pf.ops.bias_act(np.ones((2, 3), np.float32), act="relu")
+            y = pf.ops.bias_act(np.ones((2, 3), np.float32), act="relu")
+        assert len([x for x in w if "falls back" in str(x.message)]) == 1, [str(x.message) for x in w]
+        assert np.allclose(y, 2 ** 0.5)
+        print(pf.available("bias_act"))
+    """)
+    assert "cpu" not in out and "numba" in out
+
+
+def test_info_structure():
+    info = pf.info()
+    assert info["version"] == pf.__version__
+    for key in ("native", "isa", "threads"):
+        assert key in info["cpu"]
+    for key in ("built", "archs", "devices"):
+        assert key in info["cuda"]
+    assert "numba" in info and "cupy" in info and "numba_cuda" in info
+    if info["cpu"]["native"]:
+        assert info["cpu"]["isa"] in ("generic", "avx2", "avx512")
+        assert info["cpu"]["threads"] >= 1
+
+
+def test_native_cpu_module_is_built():
+    # The README install builds it; a silent fallback to Python would hide a broken build.
+    assert pf.info()["cpu"]["native"], "pixelforge._cpu did not build"
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_cuda_module_built_when_nvcc_present():
+    info = pf.info()
+    assert info["cuda"]["built"], "nvcc is on PATH but pixelforge._cuda was not built"
+    assert info["cuda"]["archs"]
+
+
+def test_cuda_module_imports_without_gpu():
+    mod = pf._backend.cuda_module()
+    if mod is None:
+        pytest.skip("_cuda not built")
+    assert mod.device_count() >= 0  # 0 here, never an exception
+
+
+def test_pixelforge_impl_env_override():
+    out = run_python("""
+        import numpy as np, pixelforge as pf
+        from pixelforge import _dispatch
+        print(_dispatch.resolve("bias_act", "cpu", "auto")[0], _dispatch.resolve("bias_act", "cpu", "cpu")[0])
+    """, env={"PIXELFORGE_IMPL": "ref"})
+    assert out.split() == ["ref", "cpu"] or "cpu" not in pf.available("bias_act")
+    bad = subprocess.run([sys.executable, "-c", "import numpy as np, pixelforge as pf; "
+                          "pf.ops.bias_act(np.ones(3, np.float32), dim=0)"],
+                         env={**__import__("os").environ, "PIXELFORGE_IMPL": "turbo"}, capture_output=True, text=True)
+    assert bad.returncode != 0 and "PIXELFORGE_IMPL" in bad.stderr
+
+
+def test_dispatch_errors():
+    with pytest.raises(ValueError, match="impl"):
+        _dispatch.resolve("bias_act", "cpu", "gpu")
+    with pytest.raises(ValueError, match="impl"):
+        _dispatch.resolve("bias_act", "cpu", "cuda")
+    with pytest.raises(ValueError):
+        _dispatch.resolve("no_such_op", "cpu", "auto")
+    with pytest.raises(ValueError):
+        _dispatch.register("x", "tpu", "cpu")
+
+
+def test_validation_helpers():
+    with pytest.raises(TypeError, match="w"):
+        _validate.float_array(np.arange(3), "w")
+    with pytest.raises(TypeError, match="w"):
+        _validate.float_array(None, "w")
+    with pytest.raises(ValueError, match="w"):
+        _validate.float_array(np.zeros((2, 2), np.float32), "w", ndim=3)
+    a = _validate.float_array(np.zeros((4, 4), np.float32)[:, ::2], "w")
+    assert a.flags.c_contiguous
+    assert _validate.float_array([[1.0, 2.0]], "w", dtypes=("float64",)).dtype == np.float64
+    with pytest.raises(TypeError, match="b"):
+        _validate.same_dtype(a=np.zeros(2, np.float32), b=np.zeros(2, np.float64))
+    with pytest.raises(ValueError, match="n"):
+        _validate.integer(-1, "n", min_value=0)
+    with pytest.raises(TypeError, match="n"):
+        _validate.integer(1.5, "n")
+    with pytest.raises(TypeError, match="n"):
+        _validate.integer(True, "n")
+    with pytest.raises(ValueError, match="r"):
+        _validate.real_number(float("nan"), "r")
+    with pytest.raises(ValueError, match="mode"):
+        _validate.choice("z", "mode", ("a", "b"))
+    assert _validate.axis(-1, 3) == 2
+
+
+def test_cli_info_and_demo_run():
+    out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "info"], capture_output=True, text=True)
+    assert out.returncode == 0 and "pixelforge" in out.stdout and "CPU module" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "demo", "--quick"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "bias_act" in out.stdout and "MISMATCH" not in out.stdout
+
+
+def test_unknown_attribute_errors():
+    with pytest.raises(AttributeError):
+        pf.ops.not_an_op  # noqa: B018
+    with pytest.raises(AttributeError):
+        pf.not_a_module  # noqa: B018
+
+
+def test_warning_once_per_op():
+    _dispatch._warned.clear()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        _dispatch.resolve("bias_act", "cpu", "auto")
+    assert not w or "falls back" in str(w[0].message)
