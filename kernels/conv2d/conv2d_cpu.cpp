@@ -65,7 +65,7 @@ template <> struct V<float> {
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   static float hsum(R a) {  // (maskz forms: the plain ones trip a GCC 12 -Wmaybe-uninitialized)
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a),
+    const __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 0)),
                                    _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 1)));
     __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
     v = _mm_add_ps(v, _mm_movehl_ps(v, v));
@@ -84,7 +84,7 @@ template <> struct V<double> {
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
   static double hsum(R a) {
-    const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_maskz_extractf64x4_pd(0xFF, a, 1));
+    const __m256d h = _mm256_add_pd(_mm512_maskz_extractf64x4_pd(0xFF, a, 0), _mm512_maskz_extractf64x4_pd(0xFF, a, 1));
     const __m128d v = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
     return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
   }
