@@ -1,18 +1,24 @@
 // kernels/conv2d/conv2d_cpu.cpp: 2-D convolution on the CPU, all three passes.
 // Compiled three times (generic, AVX2+FMA, AVX-512 flags) into PF_ISA_NS.
 //
-// Every pass is a GEMM fed by a packed, bounded panel (never a whole-batch im2col):
-//   forward          out_g (Kg × PQ)   = W_g (Kg × CgRS) · col (CgRS × PQ)
-//                    OpenMP over (image, group, pixel tile); col packed per tile.
-//   backward-data    dcol (CgRS × PQ)  = W_gᵀ · dy_g, then col2im (scatter-add) into dx.
-//                    OpenMP over (image, group, channel block): each job owns its dx rows.
-//   backward-weight  dW_g (Kg × CgRS)  = Σ_n dy_g · colᵀ, OpenMP over (group, row block,
-//                    column block) of dW; every element is reduced in the same order
-//                    (image, pixel) whatever the thread count, so results are deterministic.
-// One register-blocked micro-kernel (MR rows × NR columns of accumulators, B rows read with
-// a leading dimension) serves all three:
-//   AVX-512: float 12×32, double 12×16   AVX2+FMA: float 6×16, double 6×8
-//   generic: 4×8 scalars (the compiler vectorizes what it can)
+// Every pass is a GEMM fed by packed, bounded panels (never a whole-batch im2col):
+//   forward          out_g (Kg × cols) = W_g (Kg × CgRS) · col (CgRS × cols)
+//                    OpenMP over (group, column tile); a tile is a pixel range of one image
+//                    or several whole small images (so 4×4 outputs still fill the kernel).
+//   backward-data    dcol (CgRS × cols) = W_gᵀ · dy_g, then col2im (scatter-add) into dx.
+//                    OpenMP over (images, group, channel block): a job owns its dx rows.
+//   backward-weight  dW_g (Kg × CgRS) = Σ dy_g · colᵀ over (image, pixel) chunks, OpenMP
+//                    over (group, row block, column block) of dW. Both operands keep the
+//                    pixel index contiguous, so a dot-product micro-kernel consumes them
+//                    without transposes; every element is reduced in the same order whatever
+//                    the thread count (deterministic).
+// Micro-kernels (register-blocked; B rows read with a leading dimension):
+//   outer-product (forward, backward-data)   AVX-512: float 12×32, double 12×16
+//                                            AVX2+FMA: float 6×16, double 6×8; generic 4×8
+//   dot-product (backward-weight)            AVX-512 4×6, AVX2 3×4, generic 2×4 vectors
+// im2col rows come from a per-call tap-offset table (strided or small outputs) or from
+// clipped contiguous segments of input rows (large stride-1 outputs).
+// Workspace: the packed weights plus per-thread panels sized by tiles, never by the batch.
 // Nothing here instantiates an std:: template (see kernels/common/common.h).
 
 #include <string.h>
