@@ -8,7 +8,7 @@ NumPy reference, on the issue's shapes:
 
     pytest bench/bench_conv2d.py --benchmark-only          (pytest-benchmark; GFLOP/s in extra_info)
     python bench/bench_conv2d.py [--ref] [--rounds 7]      (one process, interleaved, medians, ratios)
-    OMP_NUM_THREADS=1 python bench/bench_conv2d.py --single
+    OMP_NUM_THREADS=1 python bench/bench_conv2d.py --single [--rounds 5]
         one thread each, timed by the thread's CPU time (time.thread_time): robust when other
         processes share the cores, which wall-clock medians are not
 """
@@ -124,7 +124,9 @@ def main(argv):
     global _clock
     with_ref = "--ref" in argv
     rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 7
-    torch = _torch()
+    if "--single" in argv:
+        os.environ["PF_BENCH_THREADS"] = "1"
+    torch = _torch()  # note: torch.set_num_threads also sets the OpenMP threads pixelforge uses
     from pixelforge import _backend  # noqa: PLC0415
     mod = _backend.cpu_module()
     if "--single" in argv:

@@ -13,7 +13,7 @@
 //                    without transposes; every element is reduced in the same order whatever
 //                    the thread count (deterministic).
 // Micro-kernels (register-blocked; B rows read with a leading dimension):
-//   outer-product (forward, backward-data)   AVX-512: float 12×32, double 12×16
+//   outer-product (forward, backward-data)   AVX-512: float 8×32, double 8×16
 //                                            AVX2+FMA: float 6×16, double 6×8; generic 4×8
 //   dot-product (backward-weight)            AVX-512 4×6, AVX2 3×4, generic 2×4 vectors
 // im2col rows come from a per-call tap-offset table (strided or small outputs) or from
@@ -63,7 +63,7 @@ template <class T> struct V;
 #if defined(__AVX512F__)
 template <> struct V<float> {
   using R = __m512;
-  static constexpr int L = 16, MR = 12, NV = 2;
+  static constexpr int L = 16, MR = 8, NV = 2;
   static R zero() { return _mm512_setzero_ps(); }
   static R load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
@@ -82,7 +82,7 @@ template <> struct V<float> {
 };
 template <> struct V<double> {
   using R = __m512d;
-  static constexpr int L = 8, MR = 12, NV = 2;
+  static constexpr int L = 8, MR = 8, NV = 2;
   static R zero() { return _mm512_setzero_pd(); }
   static R load(const double* p) { return _mm512_loadu_pd(p); }
   static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
