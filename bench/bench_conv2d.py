@@ -139,6 +139,10 @@ def main(argv):
     print(f"# conv2d, float32, pixelforge cpu ({mod.isa() if mod else 'not built'}, "
           f"{mod.max_threads() if mod else 0} threads) vs torch {torch.__version__ if torch else '-'} "
           f"({torch.get_num_threads() if torch else 0} threads); median of {rounds} interleaved runs\n")
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    mm = _median_interleaved({"mm": lambda: a @ a}, 3)["mm"]
+    print(f"numpy 2048³ float32 matmul (OpenBLAS, same process): {2 * 2048 ** 3 / mm / 1e9:.1f} GFLOP/s "
+          f"(the stretch goal for A forward is 75% of it)\n")
     print("| shape | pass | pixelforge GFLOP/s | torch GFLOP/s | ratio pf/torch |" + (" ref GFLOP/s |" if with_ref else ""))
     print("|---|---|---:|---:|---:|" + ("---:|" if with_ref else ""))
     for name in SHAPES:
