@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pixelforge as pf
-from opcheck import TOL, assert_close, built_impls, fast_impls, finite_diff, noncontig, rng, run_python
+from opcheck import assert_close, built_impls, fast_impls, finite_diff, noncontig, rng, run_python
 
 OPS = pf.ops
 IMPLS = built_impls("conv2d")
