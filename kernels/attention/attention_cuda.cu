@@ -330,7 +330,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const T* __restrict_
 template <class T>
 int launch_forward(const void* q, const void* k, const void* v, void* out, float* lse, const AttnParams& p,
                    cudaStream_t s) {
-  constexpr int BM = kTensorCore<T> ? 64 : 32, BN = 64;
+  // Tiles sized so every variant fits 99 KB of shared memory at D = 128 (sm_86/89 limit too).
+  constexpr int BM = kTensorCore<T> ? 64 : 32, BN = 32;
   const int Dp = int((p.D + 15) / 16 * 16);
   const size_t bytes = FwdSmem<BM, BN, T>{Dp}.total();
   auto kern = forward_kernel<BM, BN, T>;
@@ -345,7 +346,7 @@ int launch_forward(const void* q, const void* k, const void* v, void* out, float
 template <class T>
 int launch_backward(const void* dout, const void* q, const void* k, const void* v, const void* out, const float* lse,
                     void* dq, void* dk, void* dv, float* ws, const AttnParams& p, cudaStream_t s) {
-  constexpr int BM = 32, BN = 32;
+  constexpr int BM = 16, BN = kTensorCore<T> ? 32 : 16;
   const int Dp = int((p.D + 15) / 16 * 16);
   const i64 nq = p.B * p.H * p.Lq * p.D, rows = p.B * p.H * p.Lq;
   float* dq_acc = ws;
