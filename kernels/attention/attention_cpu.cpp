@@ -259,6 +259,7 @@ inline i64 round_up(i64 x, i64 m) { return (x + m - 1) / m * m; }
 
 constexpr i64 kBM = 64;  // query rows per tile (a multiple of every W)
 constexpr i64 kBN = 64;  // keys per tile
+constexpr i64 kBD = 16;  // keys per slice on the causal diagonal (a multiple of every W)
 
 // ------------------------------------------------------------------ forward
 // Core: D % V::W == 0. q (B,H,Lq,D), k/v (B,Hkv,Lk,D), out (B,H,Lq,D), lse (B,H,Lq).
@@ -301,19 +302,24 @@ void forward_core(const typename V::T* q, const typename V::T* k, const typename
       for (i64 i = 0; i < rows * D; ++i) O[i] = T(0);
       for (i64 r = 0; r < Np; ++r) m[r] = -INFINITY, l[r] = T(0);
       const i64 kend = p.causal ? ((i0 + rows + off) < p.Lk ? (i0 + rows + off) : p.Lk) : p.Lk;
-      for (i64 j0 = 0; j0 < kend; j0 += kBN) {
-        const i64 n = (kend - j0) < kBN ? (kend - j0) : kBN;
-        // St (n x Np) = K[j0:j0+n] . Qt
-        gemm<V>(n, Np, D, K + j0 * D, D, 1, Qt, kBM, St, kBM, false);
+      for (i64 j0 = 0; j0 < kend;) {
+        // Near the diagonal, keys go in slices of kBD so each slice skips the query rows
+        // (rs and above are the only ones that see any of its keys).
+        const i64 step = (p.causal && j0 + kBN - 1 > i0 + off) ? kBD : kBN;
+        const i64 n = (kend - j0) < step ? (kend - j0) : step;
+        i64 rs = p.causal ? j0 - off - i0 : 0;
+        rs = rs < 0 ? 0 : rs / W * W;
+        // St (n x [rs, Np)) = K[j0:j0+n] . Qt
+        gemm<V>(n, Np - rs, D, K + j0 * D, D, 1, Qt + rs, kBM, St + rs, kBM, false);
         if (p.causal && j0 + n - 1 > i0 + off) {
           // key j is hidden from rows r < j - off - i0
           for (i64 c = 0; c < n; ++c) {
             i64 hide = j0 + c - off - i0;
             if (hide > Np) hide = Np;
-            for (i64 r = 0; r < hide; ++r) St[c * kBM + r] = -INFINITY;
+            for (i64 r = rs; r < hide; ++r) St[c * kBM + r] = -INFINITY;
           }
         }
-        for (i64 r0 = 0; r0 < Np; r0 += W) {
+        for (i64 r0 = rs; r0 < Np; r0 += W) {
           const typename V::R mold = V::load(m + r0);
           typename V::R mx = mold;
           for (i64 c = 0; c < n; ++c) mx = V::max(V::load(St + c * kBM + r0), mx);
@@ -328,14 +334,15 @@ void forward_core(const typename V::T* q, const typename V::T* k, const typename
           V::store(m + r0, mx);
           V::store(l + r0, V::fma(V::load(l + r0), a, s));
         }
-        if (j0 > 0) {
-          for (i64 r = 0; r < rows; ++r) {
+        if (j0 > 0) {  // (the first slice always has rs = 0)
+          for (i64 r = rs; r < rows; ++r) {
             const typename V::R a = V::set1(alpha[r]);
             for (i64 d = 0; d < D; d += W) V::store(O + r * D + d, V::mul(V::load(O + r * D + d), a));
           }
         }
         // O (rows x D) += P (rows x n, read from St transposed) . V[j0:j0+n]
-        gemm<V>(rows, D, n, St, 1, kBM, Vv + j0 * D, D, O, D, true);
+        gemm<V>(rows - rs, D, n, St + rs, 1, kBM, Vv + j0 * D, D, O + rs * D, D, true);
+        j0 += n;
       }
       T* outp = out + (bh * p.Lq + i0) * D;
       T* lsep = lse + bh * p.Lq + i0;
