@@ -63,13 +63,11 @@ constexpr double kLog2e = 1.4426950408889634074;
 constexpr double kLn2 = 0.69314718055994530942;
 
 // ------------------------------------------------------------------ vector types
-// Taylor coefficients of 2^f = e^(f ln2) on |f| <= 0.5: degree 7 keeps the relative error
-// under 1e-8, below float rounding, so exp2 costs 7 FMAs and an exponent shift.
-#define PF_EXP2_POLY(FMA, SET1, f)                                                             \
-  FMA(FMA(FMA(FMA(FMA(FMA(FMA(SET1(1.525273380405984e-05f), f, SET1(1.5403530393381608e-04f)), f, \
-                          SET1(1.3333558146428443e-03f)), f, SET1(9.618129107628477e-03f)), f,     \
-                  SET1(5.550410866482158e-02f)), f, SET1(2.402265069591007e-01f)), f,              \
-          SET1(6.931471805599453e-01f)), f, SET1(1.0f))
+// 2^f on |f| <= 0.5: a degree-5 minimax polynomial (fitted for relative error, 7.5e-8 in exact
+// arithmetic, 2.3e-7 evaluated in float32), so exp2 costs 5 FMAs and an exponent scaling.
+#define PF_EXP2_POLY(FMA, SET1, f)                                                                    \
+  FMA(FMA(FMA(FMA(FMA(SET1(1.327647129e-03f), f, SET1(9.675540961e-03f)), f, SET1(5.550713092e-02f)), f, \
+              SET1(2.402212024e-01f)), f, SET1(6.931469440e-01f)), f, SET1(1.000000119e+00f))
 
 #if defined(__AVX512F__)
 struct F16 {
@@ -85,14 +83,13 @@ struct F16 {
   static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R max(R a, R b) { return _mm512_max_ps(a, b); }
-  // 2^x; NaN and x <= -127 give 0 (max returns its second operand for a NaN first one).
+  // 2^x for x <= 127. x < -126 and NaN give exactly 0, so no denormal (slow) values reach the
+  // P.V products; scalef applies 2^n in one instruction.
   static R exp2(R x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, set1(-127.f)), set1(127.f));
+    const __mmask16 keep = _mm512_cmp_ps_mask(x, set1(-126.f), _CMP_GE_OQ);
     const R n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const R f = _mm512_sub_ps(x, n);
-    const R p = PF_EXP2_POLY(_mm512_fmadd_ps, _mm512_set1_ps, f);
-    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    return _mm512_maskz_scalef_ps(keep, PF_EXP2_POLY(_mm512_fmadd_ps, _mm512_set1_ps, f), n);
   }
 };
 struct D8 {
