@@ -302,7 +302,11 @@ void forward_core(const typename V::T* q, const typename V::T* k, const typename
       for (i64 j0 = 0; j0 < kend;) {
         // Near the diagonal, keys go in slices of kBD so each slice skips the query rows
         // (rs and above are the only ones that see any of its keys).
-        const i64 step = (p.causal && j0 + kBN - 1 > i0 + off) ? kBD : kBN;
+        i64 step = kBN;
+        if (p.causal) {  // keys every row of the tile sees go in one piece, the rest in kBD slices
+          const i64 vis = i0 + off + 1 - j0;
+          if (vis < kBN) step = vis >= kBD ? vis / kBD * kBD : kBD;
+        }
         const i64 n = (kend - j0) < step ? (kend - j0) : step;
         i64 rs = p.causal ? j0 - off - i0 : 0;
         rs = rs < 0 ? 0 : rs / W * W;
