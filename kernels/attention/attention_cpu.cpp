@@ -192,21 +192,26 @@ struct G4 {
 };
 
 // ------------------------------------------------------------------ GEMM micro-kernels
-// C (M x N) = or += A (M x K) . B (K x N) with A[r*sr + k*sk] (any strides: A is a K or V
-// row block, or a transposed score tile), B[k*ldb + n], C[r*ldc + n]; N % W == 0.
-// MR rows x NV vectors of accumulators stay in registers over the whole K loop.
-template <class V, int MR, int NV>
-inline void micro(i64 K, const typename V::T* A, i64 sr, i64 sk, const typename V::T* B, i64 ldb,
-                  typename V::T* C, i64 ldc, bool acc) {
+// C (M x N) = or += A (M x K) . B (K x N), B[k*ldb + n], C[r*ldc + n], N % W == 0.
+// A is either row-major, A[r*lda + k] (a block of K or V rows; AT = false), or column-major,
+// A[k*lda + r] (a transposed score tile; AT = true): two loops with fixed addressing keep the
+// MR x NV accumulators in registers over the whole K loop.
+template <class V, int MR, int NV, bool AT>
+inline void micro(i64 K, const typename V::T* A, i64 lda, const typename V::T* B, i64 ldb, typename V::T* C,
+                  i64 ldc, bool acc) {
   typename V::R c[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) c[r][v] = acc ? V::load(C + r * ldc + v * V::W) : V::zero();
+  if (acc) {
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) c[r][v] = V::load(C + r * ldc + v * V::W);
+  } else {
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) c[r][v] = V::zero();
+  }
   for (i64 k = 0; k < K; ++k) {
     typename V::R b[NV];
     for (int v = 0; v < NV; ++v) b[v] = V::load(B + k * ldb + v * V::W);
-    const typename V::T* a = A + k * sk;
     for (int r = 0; r < MR; ++r) {
-      const typename V::R ar = V::set1(a[r * sr]);
+      const typename V::R ar = V::set1(AT ? A[k * lda + r] : A[r * lda + k]);
       for (int v = 0; v < NV; ++v) c[r][v] = V::fma(ar, b[v], c[r][v]);
     }
   }
@@ -214,42 +219,50 @@ inline void micro(i64 K, const typename V::T* A, i64 sr, i64 sk, const typename 
     for (int v = 0; v < NV; ++v) V::store(C + r * ldc + v * V::W, c[r][v]);
 }
 
-template <class V, int MR>
-inline void micro_nv(int nv, i64 K, const typename V::T* A, i64 sr, i64 sk, const typename V::T* B, i64 ldb,
+template <class V, int MR, bool AT>
+inline void micro_nv(int nv, i64 K, const typename V::T* A, i64 lda, const typename V::T* B, i64 ldb,
                      typename V::T* C, i64 ldc, bool acc) {
   switch (nv) {
-    case 1: micro<V, MR, 1>(K, A, sr, sk, B, ldb, C, ldc, acc); break;
-    case 2: micro<V, MR, 2>(K, A, sr, sk, B, ldb, C, ldc, acc); break;
-    case 3: if constexpr (V::NV >= 3) micro<V, MR, 3>(K, A, sr, sk, B, ldb, C, ldc, acc); break;
-    default: if constexpr (V::NV >= 4) micro<V, MR, 4>(K, A, sr, sk, B, ldb, C, ldc, acc); break;
+    case 1: micro<V, MR, 1, AT>(K, A, lda, B, ldb, C, ldc, acc); break;
+    case 2: micro<V, MR, 2, AT>(K, A, lda, B, ldb, C, ldc, acc); break;
+    case 3: if constexpr (V::NV >= 3) micro<V, MR, 3, AT>(K, A, lda, B, ldb, C, ldc, acc); break;
+    default: if constexpr (V::NV >= 4) micro<V, MR, 4, AT>(K, A, lda, B, ldb, C, ldc, acc); break;
   }
 }
 
-template <class V>
-void gemm(i64 M, i64 N, i64 K, const typename V::T* A, i64 sr, i64 sk, const typename V::T* B, i64 ldb,
-          typename V::T* C, i64 ldc, bool acc) {
+template <class V, bool AT>
+void gemm_t(i64 M, i64 N, i64 K, const typename V::T* A, i64 lda, const typename V::T* B, i64 ldb,
+            typename V::T* C, i64 ldc, bool acc) {
   constexpr int W = V::W, MR = V::MR, NV = V::NV;
+  const i64 ar = AT ? 1 : lda;  // distance between rows of A
   for (i64 n0 = 0; n0 < N; n0 += NV * W) {
     const int nv = int((N - n0) / W < NV ? (N - n0) / W : NV);
     i64 m0 = 0;
     if (nv == NV) {
-      for (; m0 + MR <= M; m0 += MR) micro<V, MR, NV>(K, A + m0 * sr, sr, sk, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
+      for (; m0 + MR <= M; m0 += MR) micro<V, MR, NV, AT>(K, A + m0 * ar, lda, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
     } else {  // narrower last column chunk
       for (; m0 + MR <= M; m0 += MR)
-        micro_nv<V, MR>(nv, K, A + m0 * sr, sr, sk, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
+        micro_nv<V, MR, AT>(nv, K, A + m0 * ar, lda, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
     }
-    const i64 rem = M - m0;
-    const typename V::T* Ar = A + m0 * sr;
+    const typename V::T* Ar = A + m0 * ar;
     typename V::T* Cr = C + m0 * ldc + n0;
-    switch (rem) {
+    switch (M - m0) {
       case 0: break;
-      case 1: micro_nv<V, 1>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
-      case 2: micro_nv<V, 2>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
-      case 3: micro_nv<V, 3>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
-      case 4: if constexpr (MR > 4) micro_nv<V, 4>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
-      default: if constexpr (MR > 5) micro_nv<V, 5>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
+      case 1: micro_nv<V, 1, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
+      case 2: micro_nv<V, 2, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
+      case 3: micro_nv<V, 3, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
+      case 4: if constexpr (MR > 4) micro_nv<V, 4, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
+      default: if constexpr (MR > 5) micro_nv<V, 5, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
     }
   }
+}
+
+// A[r*sr + k*sk] with sk == 1 (row-major) or sr == 1 (column-major); every call here is one of them.
+template <class V>
+inline void gemm(i64 M, i64 N, i64 K, const typename V::T* A, i64 sr, i64 sk, const typename V::T* B, i64 ldb,
+                 typename V::T* C, i64 ldc, bool acc) {
+  if (sk == 1) gemm_t<V, false>(M, N, K, A, sr, B, ldb, C, ldc, acc);
+  else gemm_t<V, true>(M, N, K, A, sk, B, ldb, C, ldc, acc);
 }
 
 inline i64 round_up(i64 x, i64 m) { return (x + m - 1) / m * m; }
