@@ -196,11 +196,11 @@ struct G4 {
 // A is either row-major, A[r*lda + k] (a block of K or V rows; AT = false), or column-major,
 // A[k*lda + r] (a transposed score tile; AT = true): two loops with fixed addressing keep the
 // MR x NV accumulators in registers over the whole K loop.
-template <class V, int MR, int NV, bool AT>
+template <class V, int MR, int NV, bool AT, bool ACC>
 inline void micro(i64 K, const typename V::T* A, i64 lda, const typename V::T* B, i64 ldb, typename V::T* C,
-                  i64 ldc, bool acc) {
+                  i64 ldc) {
   typename V::R c[MR][NV];
-  if (acc) {
+  if constexpr (ACC) {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) c[r][v] = V::load(C + r * ldc + v * V::W);
   } else {
@@ -219,40 +219,40 @@ inline void micro(i64 K, const typename V::T* A, i64 lda, const typename V::T* B
     for (int v = 0; v < NV; ++v) V::store(C + r * ldc + v * V::W, c[r][v]);
 }
 
-template <class V, int MR, bool AT>
+template <class V, int MR, bool AT, bool ACC>
 inline void micro_nv(int nv, i64 K, const typename V::T* A, i64 lda, const typename V::T* B, i64 ldb,
-                     typename V::T* C, i64 ldc, bool acc) {
+                     typename V::T* C, i64 ldc) {
   switch (nv) {
-    case 1: micro<V, MR, 1, AT>(K, A, lda, B, ldb, C, ldc, acc); break;
-    case 2: micro<V, MR, 2, AT>(K, A, lda, B, ldb, C, ldc, acc); break;
-    case 3: if constexpr (V::NV >= 3) micro<V, MR, 3, AT>(K, A, lda, B, ldb, C, ldc, acc); break;
-    default: if constexpr (V::NV >= 4) micro<V, MR, 4, AT>(K, A, lda, B, ldb, C, ldc, acc); break;
+    case 1: micro<V, MR, 1, AT, ACC>(K, A, lda, B, ldb, C, ldc); break;
+    case 2: micro<V, MR, 2, AT, ACC>(K, A, lda, B, ldb, C, ldc); break;
+    case 3: if constexpr (V::NV >= 3) micro<V, MR, 3, AT, ACC>(K, A, lda, B, ldb, C, ldc); break;
+    default: if constexpr (V::NV >= 4) micro<V, MR, 4, AT, ACC>(K, A, lda, B, ldb, C, ldc); break;
   }
 }
 
-template <class V, bool AT>
+template <class V, bool AT, bool ACC>
 void gemm_t(i64 M, i64 N, i64 K, const typename V::T* A, i64 lda, const typename V::T* B, i64 ldb,
-            typename V::T* C, i64 ldc, bool acc) {
+            typename V::T* C, i64 ldc) {
   constexpr int W = V::W, MR = V::MR, NV = V::NV;
   const i64 ar = AT ? 1 : lda;  // distance between rows of A
   for (i64 n0 = 0; n0 < N; n0 += NV * W) {
     const int nv = int((N - n0) / W < NV ? (N - n0) / W : NV);
     i64 m0 = 0;
     if (nv == NV) {
-      for (; m0 + MR <= M; m0 += MR) micro<V, MR, NV, AT>(K, A + m0 * ar, lda, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
+      for (; m0 + MR <= M; m0 += MR) micro<V, MR, NV, AT, ACC>(K, A + m0 * ar, lda, B + n0, ldb, C + m0 * ldc + n0, ldc);
     } else {  // narrower last column chunk
       for (; m0 + MR <= M; m0 += MR)
-        micro_nv<V, MR, AT>(nv, K, A + m0 * ar, lda, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
+        micro_nv<V, MR, AT, ACC>(nv, K, A + m0 * ar, lda, B + n0, ldb, C + m0 * ldc + n0, ldc);
     }
     const typename V::T* Ar = A + m0 * ar;
     typename V::T* Cr = C + m0 * ldc + n0;
     switch (M - m0) {
       case 0: break;
-      case 1: micro_nv<V, 1, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
-      case 2: micro_nv<V, 2, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
-      case 3: micro_nv<V, 3, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
-      case 4: if constexpr (MR > 4) micro_nv<V, 4, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
-      default: if constexpr (MR > 5) micro_nv<V, 5, AT>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc, acc); break;
+      case 1: micro_nv<V, 1, AT, ACC>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc); break;
+      case 2: micro_nv<V, 2, AT, ACC>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc); break;
+      case 3: micro_nv<V, 3, AT, ACC>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc); break;
+      case 4: if constexpr (MR > 4) micro_nv<V, 4, AT, ACC>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc); break;
+      default: if constexpr (MR > 5) micro_nv<V, 5, AT, ACC>(nv, K, Ar, lda, B + n0, ldb, Cr, ldc); break;
     }
   }
 }
@@ -261,8 +261,13 @@ void gemm_t(i64 M, i64 N, i64 K, const typename V::T* A, i64 lda, const typename
 template <class V>
 inline void gemm(i64 M, i64 N, i64 K, const typename V::T* A, i64 sr, i64 sk, const typename V::T* B, i64 ldb,
                  typename V::T* C, i64 ldc, bool acc) {
-  if (sk == 1) gemm_t<V, false>(M, N, K, A, sr, B, ldb, C, ldc, acc);
-  else gemm_t<V, true>(M, N, K, A, sk, B, ldb, C, ldc, acc);
+  if (sk == 1) {
+    if (acc) gemm_t<V, false, true>(M, N, K, A, sr, B, ldb, C, ldc);
+    else gemm_t<V, false, false>(M, N, K, A, sr, B, ldb, C, ldc);
+  } else {
+    if (acc) gemm_t<V, true, true>(M, N, K, A, sk, B, ldb, C, ldc);
+    else gemm_t<V, true, false>(M, N, K, A, sk, B, ldb, C, ldc);
+  }
 }
 
 inline i64 round_up(i64 x, i64 m) { return (x + m - 1) / m * m; }
