@@ -7,9 +7,12 @@ so a causal run that skips the masked half shows its real speed-up.
 
     pytest bench/bench_attention.py                      # pytest-benchmark, one test per point
     python bench/bench_attention.py [--quick]            # the markdown table of RESULTS_attention.md
+    python bench/bench_attention.py --single-thread      # 1 thread each, CPU time of the calling thread
 
 Ratios are medians of interleaved runs in one process (pixelforge, torch, pixelforge, ...) so
 load from other processes hits both sides alike. torch uses as many threads as pixelforge.
+With --single-thread both run in the calling thread and are timed with its CPU time, which
+other processes on a shared machine barely disturb.
 """
 from __future__ import annotations
 
@@ -22,7 +25,11 @@ import time
 import numpy as np
 import pytest
 
-import pixelforge as pf
+if __name__ == "__main__" and "--single-thread" in sys.argv:
+    os.environ["OMP_NUM_THREADS"] = "1"  # before pixelforge's OpenMP runtime starts
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # the reference's matmuls too
+
+import pixelforge as pf  # noqa: E402
 
 H, D = 8, 64
 POINTS = [(256, 8), (1024, 2), (4096, 1)]  # (L, B)
@@ -68,15 +75,17 @@ def torch_fns(q, k, v, do, causal):
 
 
 def interleaved(fns, rounds):
-    """Median seconds of each callable, run in turn `rounds` times after one warm-up each."""
+    """Median seconds of each callable, run in turn `rounds` times after one warm-up each
+    (CPU time of this thread when everything runs single-threaded, else wall time)."""
+    clock = time.thread_time if pf.info()["cpu"]["threads"] == 1 else time.perf_counter
     for f in fns:
         f()
     times = [[] for _ in fns]
     for _ in range(rounds):
         for f, t in zip(fns, times):
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            t.append(time.perf_counter() - t0)
+            t.append(clock() - t0)
     return [float(np.median(t)) for t in times]
 
 
@@ -183,14 +192,16 @@ def test_peak_memory_L4096(benchmark, what):
 
 
 # ----------------------------------------------------------------------------- table
-def main(quick=False):
+def main(quick=False, memory=True):
     try:
         import torch  # noqa: F401,PLC0415
         have_torch = True
     except ImportError:
         have_torch = False
     info = pf.info()["cpu"]
-    print(f"CPU isa {info['isa']}, {info['threads']} threads; float32, H={H}, D={D}; medians of interleaved runs\n")
+    clock = "thread CPU time" if info["threads"] == 1 else "wall time"
+    print(f"CPU isa {info['isa']}, {info['threads']} thread(s); float32, H={H}, D={D}; medians of interleaved "
+          f"runs ({clock}); load average {os.getloadavg()[0]:.1f}\n")
     print("| direction | L | B | mask | pixelforge GFLOP/s | torch GFLOP/s | ref GFLOP/s | pixelforge / torch |")
     print("|---|---|---|---|---|---|---|---|")
     for direction in ("forward", "backward"):
@@ -216,7 +227,7 @@ def main(quick=False):
                 ref_s = f"{fl / t_ref / 1e9:.2f}" if t_ref else "n/a (1 GiB scores)"
                 mask = "causal" if causal else "full"
                 print(f"| {direction} | {L} | {B} | {mask} | {g[0]:.1f} | {torch_s} | {ref_s} | {ratio} |", flush=True)
-    if not quick:
+    if memory and not quick:
         print("\nPeak extra resident memory during one call at L=4096, B=1 (outputs included; "
               "q, k, v are 8 MiB each):\n")
         print("| call | peak extra MiB |")
@@ -228,4 +239,4 @@ def main(quick=False):
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    main(quick="--quick" in sys.argv, memory="--single-thread" not in sys.argv)
