@@ -21,6 +21,11 @@
 // accumulate over query tiles in order, dQ accumulates in place in the head's own rows, so no
 // atomics and the same bits for any thread count. With GQA (H > Hkv) each query head writes
 // its dK/dV contribution to a scratch copy, summed afterwards over the group in head order.
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 reports the deliberately undefined pass-through operand inside some AVX-512 intrinsics
+// (_mm512_roundscale_ps, _mm512_max_pd) as "may be used uninitialized": a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <math.h>
 #include <string.h>
 
