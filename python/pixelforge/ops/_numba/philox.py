@@ -25,6 +25,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from .._ref import random as _r
 from . import _jit
 from ._jit import gpu_fn
 
@@ -38,67 +39,21 @@ PH_M1 = np.uint64(0xCD9E8D57)
 PH_W0 = np.uint64(0x9E3779B9)
 PH_W1 = np.uint64(0xBB67AE85)
 
-RND = 6755399441055744.0  # 1.5 * 2**52: (v + RND) - RND rounds v to an integer, |v| < 2**51
-
-
-def _bits_round(x, bits):
-    """x rounded to ``bits`` significant bits (module-load time only)."""
-    m, e = math.frexp(x)
-    return math.ldexp(round(m * (1 << bits)), e - bits)
-
-
-_LN2 = 0.6931471805599453094172321214581766
-LN2_HI = _bits_round(_LN2, 47)          # k * LN2_HI exact for |k| < 64
-LN2_LO = _bits_round(_LN2 - LN2_HI, 47)
-
-
-def _grid_for(bound, bits=26):
-    """Power-of-two scale so |v| <= bound has < 2**bits units on its grid."""
-    return float(2.0 ** (bits - math.ceil(math.log2(bound * 1.0001))))
-
-
-# ln(f) = 2 s P(s^2), s = (f-1)/(f+1), |s| <= 0.1716 (f in [sqrt(1/2), sqrt(2))): P = sum t^k/(2k+1)
-_LOG_C = [1.0 / (2 * k + 1) for k in range(7)]
-# sin(pi/4 z) = z S(z^2), cos(pi/4 z) = C(z^2) for z in [-1, 1): Taylor (truncation < 1e-14)
-_SIN_C = [(-1) ** k * (math.pi / 4) ** (2 * k + 1) / math.factorial(2 * k + 1) for k in range(7)]
-_COS_C = [(-1) ** k * (math.pi / 4) ** (2 * k) / math.factorial(2 * k) for k in range(8)]
-
-
-def _horner_grids(coefs, xmax, bits):
-    """Grids for the Horner accumulators y_j = c_j + x*y_{j+1} (bound from |x| <= xmax)."""
-    out = []
-    acc = 0.0
-    for c in reversed(coefs):
-        acc = abs(c) + xmax * acc
-        out.append(_grid_for(acc, bits))
-    return out[::-1]  # out[j]: grid for y_j
-
-
-# log: t on grid 2^-31 (t <= 0.0295 -> 26 bits), accumulators 27 bits -> products exact
-LOG_TS = 2.0 ** 31
-_lg = _horner_grids(_LOG_C, 0.02944, 27)
-# sincos: z^2 on grid 2^-26 (<= 1 -> 27 bits), accumulators 26 bits
-ANG_ZS = 2.0 ** 26
-_sg = _horner_grids(_SIN_C, 1.0, 26)
-_cg = _horner_grids(_COS_C, 1.0, 26)
-
-
-def _q(v, s):
-    return ((v * s + RND) - RND) / s  # module-load time, same rounding as quant()
-
-
-# The innermost coefficients are multiplicands too: quantize them once here.
-LC6 = _q(_LOG_C[6], _lg[6])
-LC5, LC4, LC3, LC2, LC1, LC0 = _LOG_C[5], _LOG_C[4], _LOG_C[3], _LOG_C[2], _LOG_C[1], _LOG_C[0]
-LG5, LG4, LG3, LG2, LG1 = _lg[5], _lg[4], _lg[3], _lg[2], _lg[1]
-SC6 = _q(_SIN_C[6], _sg[6])
-SC5, SC4, SC3, SC2, SC1, SC0 = _SIN_C[5], _SIN_C[4], _SIN_C[3], _SIN_C[2], _SIN_C[1], _SIN_C[0]
-SG5, SG4, SG3, SG2, SG1 = _sg[5], _sg[4], _sg[3], _sg[2], _sg[1]
-CC7 = _q(_COS_C[7], _cg[7])
-CC6, CC5, CC4, CC3, CC2, CC1, CC0 = (_COS_C[6], _COS_C[5], _COS_C[4], _COS_C[3], _COS_C[2], _COS_C[1],
-                                     _COS_C[0])
-CG6, CG5, CG4, CG3, CG2, CG1 = _cg[6], _cg[5], _cg[4], _cg[3], _cg[2], _cg[1]
-SQRT2 = 1.4142135623730951
+# The transform's constants are defined once, next to the NumPy reference.
+RND = _r.RND
+LN2_HI, LN2_LO, SQRT2 = _r.LN2_HI, _r.LN2_LO, _r.SQRT2
+LOG_TS, ANG_ZS = _r.LOG_TS, _r.ANG_ZS
+# Horner coefficients and accumulator grids as plain globals (compile-time constants)
+LC6 = _r.LOG_TOP
+LC5, LC4, LC3, LC2, LC1, LC0 = _r.LOG_C[5], _r.LOG_C[4], _r.LOG_C[3], _r.LOG_C[2], _r.LOG_C[1], _r.LOG_C[0]
+LG5, LG4, LG3, LG2, LG1 = _r.LOG_G[5], _r.LOG_G[4], _r.LOG_G[3], _r.LOG_G[2], _r.LOG_G[1]
+SC6 = _r.SIN_TOP
+SC5, SC4, SC3, SC2, SC1, SC0 = _r.SIN_C[5], _r.SIN_C[4], _r.SIN_C[3], _r.SIN_C[2], _r.SIN_C[1], _r.SIN_C[0]
+SG5, SG4, SG3, SG2, SG1 = _r.SIN_G[5], _r.SIN_G[4], _r.SIN_G[3], _r.SIN_G[2], _r.SIN_G[1]
+CC7 = _r.COS_TOP
+CC6, CC5, CC4, CC3, CC2, CC1, CC0 = (_r.COS_C[6], _r.COS_C[5], _r.COS_C[4], _r.COS_C[3], _r.COS_C[2],
+                                     _r.COS_C[1], _r.COS_C[0])
+CG6, CG5, CG4, CG3, CG2, CG1 = _r.COS_G[6], _r.COS_G[5], _r.COS_G[4], _r.COS_G[3], _r.COS_G[2], _r.COS_G[1]
 
 
 # ------------------------------------------------------------------ scalar helpers (shared)
