@@ -306,6 +306,32 @@ def _normal_cpu(out, base0, nfull, k0, k1, b0):
         _normal_span(out, base0, c * _CHUNK, min(nfull, (c + 1) * _CHUNK), k0, k1, b0)
 
 
+@numba.njit(error_model="numpy", cache=False)
+def fill_normals_serial(o, word0, k0, k1):
+    """o (n,) <- stream normals from word ``word0`` (uint64), serially: the building block the
+    fused ops call on each parallel chunk (so noise never takes a trip through memory)."""
+    n = o.shape[0]
+    first = word0 >> np.uint64(2)
+    lead = np.int64(word0 & np.uint64(3))
+    head = (4 - lead) & 3
+    if head > n:
+        head = n
+    if head > 0:
+        tmp = np.empty(4, o.dtype)
+        _normal_span(tmp, 0, 0, 1, k0, k1, first)
+        for i in range(head):
+            o[i] = tmp[lead + i]
+        first += np.uint64(1)
+    nfull = (n - head) // 4
+    _normal_span(o, head, 0, nfull, k0, k1, first)
+    tail0 = head + 4 * nfull
+    if tail0 < n:
+        tmp = np.empty(4, o.dtype)
+        _normal_span(tmp, 0, 0, 1, k0, k1, first + np.uint64(nfull))
+        for i in range(tail0, n):
+            o[i] = tmp[i - tail0]
+
+
 def philox_cpu(ctr, key):
     out = np.empty_like(ctr)
     if ctr.shape[0]:
