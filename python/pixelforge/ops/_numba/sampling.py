@@ -25,7 +25,7 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
+from numba import cuda, prange  # cuda as a module global: the simulator swaps it there
 
 from . import philox
 from .philox import cpu_vec_fn, launch_config, stream_for
@@ -36,39 +36,46 @@ KL_CHUNK = 4096    # elements per partial sum of gaussian_kl (fixed: it sets the
 
 # ------------------------------------------------------------------ scalar helpers (shared)
 def lin2(a, x, b, y):
-    return a * x + b * y
+    return np.float64(a) * np.float64(x) + np.float64(b) * np.float64(y)
 
 
+# Inputs are converted with np.float64() first: the CUDA simulator runs NumPy scalars, where
+# float32 * Python float stays float32, and numba's float() keeps a float32 a float32.
 def step_value(s, m, nz, cs, cm, clip, r, to32, px0, ps, pm, pn):
+    s = np.float64(s)
+    m = np.float64(m)
+    nz = np.float64(nz)
     x0 = cs * s + cm * m
     if clip:
         x0 = -r if x0 < -r else (r if x0 > r else x0)
     if to32:
-        x0 = float(np.float32(x0))  # diffusers' pred_original_sample is a float32 tensor
+        x0 = np.float64(np.float32(x0))  # diffusers' pred_original_sample is a float32 tensor
     return px0 * x0 + ps * s + pm * m + pn * nz
 
 
 def half_exp(lv, to32):
-    e = math.exp(0.5 * lv)
+    e = math.exp(0.5 * np.float64(lv))
     if to32:
-        e = float(np.float32(e))
+        e = np.float64(np.float32(e))
     return e
 
 
 def reparam_value(mu, lv, eps, to32):
-    return mu + half_exp(lv, to32) * eps
+    return np.float64(mu) + half_exp(lv, to32) * np.float64(eps)
 
 
 def reparam_grad_lv(g, eps, lv, to32):
-    return 0.5 * (g * eps) * half_exp(lv, to32)
+    return 0.5 * (np.float64(g) * np.float64(eps)) * half_exp(lv, to32)
 
 
 def kl_term(mu, lv):
+    mu = np.float64(mu)
+    lv = np.float64(lv)
     return 1.0 + lv - mu * mu - math.exp(lv)
 
 
 def kl_grad_lv(g, lv):
-    return 0.5 * g * (math.exp(lv) - 1.0)
+    return 0.5 * np.float64(g) * (math.exp(np.float64(lv)) - 1.0)
 
 
 # ----------------------------------------------------------------------------- CPU
@@ -255,7 +262,6 @@ _gpu_kernels = {}
 def _gpu():
     if _gpu_kernels:
         return _gpu_kernels
-    from numba import cuda  # noqa: PLC0415
     from ._jit import gpu_fn  # noqa: PLC0415
     lin2_g = gpu_fn(lin2)
     step_g = gpu_fn(step_value)
