@@ -16,10 +16,10 @@ Kernels (x viewed flat; per-sample coefficients gathered by n = i // inner):
 Same bits on CPU and GPU for float32 (GPU FMA contraction included): the host rounds every
 coefficient to 29 significant bits, and intermediates that get multiplied (the clipped x0,
 exp(lv/2)) are rounded to float32 first, so each product in a sum is exact in float64 and a fused
-multiply-add rounds exactly like the separate multiply and add. float64 inputs (CPU only) skip
-those roundings. exp is libm's on the CPU and libdevice's on the GPU: both are within 1 ulp in
-float64 but not always the same bits; after the float32 rounding they differ only when a value
-lies within 1 float64 ulp of a float32 rounding boundary (<= 1 float32 ulp, astronomically rare).
+multiply-add rounds exactly like the separate multiply and add. exp is our own :func:`exp_det`
+(same construction; libm's and libdevice's exp can differ in the last bit, and a libm call would
+also stop LLVM vectorizing the CPU loops). float64 inputs (CPU only) skip the float32 roundings
+and use libm's exp, for reference accuracy.
 """
 import math
 
@@ -27,11 +27,64 @@ import numba
 import numpy as np
 from numba import cuda, prange  # cuda as a module global: the simulator swaps it there
 
+from .._ref import random as _r
 from . import philox
 from .philox import cpu_vec_fn, launch_config, stream_for
 
 CHUNK = 16384      # elements per parallel task (CPU)
 KL_CHUNK = 4096    # elements per partial sum of gaussian_kl (fixed: it sets the reduction order)
+
+# exp for float32-derived arguments, with the exact-product construction of philox.py so the CPU
+# and the FMA-contracting GPU round alike (libm's and libdevice's exp may differ in the last bit)
+# and so LLVM can vectorize it (a libm call cannot be). Relative error ~4e-9 (r is quantized to
+# 2^-27): a float32 result is within 1 ulp of the correctly rounded one.
+_EXP_INV_LN2 = _r.bits_round(1.0 / math.log(2.0), 26)   # x (<= 26 bits) * this: exact
+_EXP_LN2_HI = _r.bits_round(math.log(2.0), 42)           # k (<= 11 bits) * these: exact
+_EXP_LN2_LO = _r.bits_round(math.log(2.0) - _EXP_LN2_HI, 42)
+_EXP_C = [1.0 / math.factorial(j) for j in range(13)]
+_EXP_G = _r.horner_grids(_EXP_C, 0.35, 27)
+EXP_RS = 2.0 ** 27                                        # r grid: |r| < 0.35 -> 26 bits
+EC12 = _r.quant_const(_EXP_C[12], _EXP_G[12])
+(EC11, EC10, EC9, EC8, EC7, EC6, EC5, EC4, EC3, EC2, EC1, EC0) = _EXP_C[11::-1]
+(EG11, EG10, EG9, EG8, EG7, EG6, EG5, EG4, EG3, EG2, EG1) = _EXP_G[11:0:-1]
+RND = _r.RND
+
+
+def quant(v, s):
+    return ((v * s + RND) - RND) * (1.0 / s)
+
+
+def pow2(k):
+    """2.0 ** k for an integer-valued float k, |k| < 2048, by exact power-of-two products."""
+    kk = np.int64(k)
+    a = -kk if kk < 0 else kk
+    b = 0.5 if kk < 0 else 2.0
+    s = 1.0
+    for _ in range(11):
+        s = s * b if (a & 1) == 1 else s
+        b = b * b
+        a = a >> 1
+    return s
+
+
+def exp_det(x):
+    """exp(x) for x with at most 26 significant bits (a float32 value, or half of one)."""
+    x = -746.0 if x < -746.0 else (710.0 if x > 710.0 else x)
+    k = (x * _EXP_INV_LN2 + RND) - RND
+    r = quant((x - k * _EXP_LN2_HI) - k * _EXP_LN2_LO, EXP_RS)
+    y = EC11 + r * EC12
+    y = EC10 + r * quant(y, EG11)
+    y = EC9 + r * quant(y, EG10)
+    y = EC8 + r * quant(y, EG9)
+    y = EC7 + r * quant(y, EG8)
+    y = EC6 + r * quant(y, EG7)
+    y = EC5 + r * quant(y, EG6)
+    y = EC4 + r * quant(y, EG5)
+    y = EC3 + r * quant(y, EG4)
+    y = EC2 + r * quant(y, EG3)
+    y = EC1 + r * quant(y, EG2)
+    p = EC0 + r * quant(y, EG1)
+    return p * pow2(k)
 
 
 # ------------------------------------------------------------------ scalar helpers (shared)
@@ -54,10 +107,9 @@ def step_value(s, m, nz, cs, cm, clip, r, to32, px0, ps, pm, pn):
 
 
 def half_exp(lv, to32):
-    e = math.exp(0.5 * np.float64(lv))
     if to32:
-        e = np.float64(np.float32(e))
-    return e
+        return np.float64(np.float32(exp_det(0.5 * np.float64(lv))))
+    return math.exp(0.5 * np.float64(lv))
 
 
 def reparam_value(mu, lv, eps, to32):
@@ -68,14 +120,17 @@ def reparam_grad_lv(g, eps, lv, to32):
     return 0.5 * (np.float64(g) * np.float64(eps)) * half_exp(lv, to32)
 
 
-def kl_term(mu, lv):
+def kl_term(mu, lv, to32):
     mu = np.float64(mu)
     lv = np.float64(lv)
-    return 1.0 + lv - mu * mu - math.exp(lv)
+    e = exp_det(lv) if to32 else math.exp(lv)
+    return 1.0 + lv - mu * mu - e
 
 
-def kl_grad_lv(g, lv):
-    return 0.5 * np.float64(g) * (math.exp(np.float64(lv)) - 1.0)
+def kl_grad_lv(g, lv, to32):
+    lv = np.float64(lv)
+    e = exp_det(lv) if to32 else math.exp(lv)
+    return 0.5 * np.float64(g) * (e - 1.0)
 
 
 # ----------------------------------------------------------------------------- CPU
@@ -157,7 +212,7 @@ def _reparam_bwd_cpu(g, eps, lv, glv, to32):
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=False)
-def _kl_partial_cpu(mu, lv, part, inner):
+def _kl_partial_cpu(mu, lv, part, inner, to32):
     # part (N, nch): sequential float64 sums over fixed chunks of each row
     nch = part.shape[1]
     for t in prange(part.shape[0] * nch):
@@ -167,7 +222,7 @@ def _kl_partial_cpu(mu, lv, part, inner):
         hi = min(lo + KL_CHUNK, (n + 1) * inner)
         acc = 0.0
         for i in range(lo, hi):
-            acc += _kl_term_c(mu[i], lv[i])
+            acc += _kl_term_c(mu[i], lv[i], to32)
         part[n, c] = acc
 
 
@@ -181,7 +236,7 @@ def _kl_finish(part, out):
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=False)
-def _kl_bwd_cpu(g, mu, lv, gmu, glv, inner):
+def _kl_bwd_cpu(g, mu, lv, gmu, glv, inner, to32):
     nch = (inner + CHUNK - 1) // CHUNK
     for t in prange(g.shape[0] * nch):
         n = t // nch
@@ -190,7 +245,7 @@ def _kl_bwd_cpu(g, mu, lv, gmu, glv, inner):
         gn = g[n]
         for i in range(lo, hi):
             gmu[i] = gn * mu[i]
-            glv[i] = _kl_g_c(gn, lv[i])
+            glv[i] = _kl_g_c(gn, lv[i], to32)
 
 
 # --------------------------------------------------------------------- CPU entry points
@@ -242,7 +297,7 @@ def kl_cpu(mu, lv):
     part = np.zeros((n, max(1, (inner + KL_CHUNK - 1) // KL_CHUNK)), np.float64)
     out64 = np.empty(n, np.float64)
     if inner:
-        _kl_partial_cpu(mu.reshape(-1), lv.reshape(-1), part, inner)
+        _kl_partial_cpu(mu.reshape(-1), lv.reshape(-1), part, inner, mu.dtype == np.float32)
     _kl_finish(part, out64)
     return out64.astype(mu.dtype)
 
@@ -251,7 +306,7 @@ def kl_bwd_cpu(g, mu, lv):
     gmu, glv = np.empty_like(mu), np.empty_like(mu)
     if mu.size:
         _kl_bwd_cpu(g.astype(np.float64), mu.reshape(-1), lv.reshape(-1), gmu.reshape(-1), glv.reshape(-1),
-                    mu.size // mu.shape[0])
+                    mu.size // mu.shape[0], mu.dtype == np.float32)
     return gmu, glv
 
 
@@ -309,7 +364,7 @@ def _gpu():
             i += cuda.gridsize(1)
 
     @cuda.jit
-    def kl_partial_k(mu, lv, part, inner):
+    def kl_partial_k(mu, lv, part, inner, to32):
         t = cuda.grid(1)
         nch = part.shape[1]
         while t < part.shape[0] * nch:
@@ -319,7 +374,7 @@ def _gpu():
             hi = min(lo + KL_CHUNK, (n + 1) * inner)
             acc = 0.0
             for i in range(lo, hi):
-                acc += kl_term_g(mu[i], lv[i])
+                acc += kl_term_g(mu[i], lv[i], to32)
             part[n, c] = acc
             t += cuda.gridsize(1)
 
@@ -334,12 +389,12 @@ def _gpu():
             n += cuda.gridsize(1)
 
     @cuda.jit
-    def kl_bwd_k(g, mu, lv, gmu, glv, inner):
+    def kl_bwd_k(g, mu, lv, gmu, glv, inner, to32):
         i = cuda.grid(1)
         while i < mu.shape[0]:
             n = i // inner
             gmu[i] = g[n] * mu[i]
-            glv[i] = kl_grad_g(g[n], lv[i])
+            glv[i] = kl_grad_g(g[n], lv[i], to32)
             i += cuda.gridsize(1)
 
     _gpu_kernels.update(lin2=lin2_k, step=step_k, reparam=reparam_k, reparam_bwd=reparam_bwd_k,
@@ -409,7 +464,8 @@ def kl_gpu(mu, lv, **launch):
     part = xp.zeros((n, max(1, (inner + KL_CHUNK - 1) // KL_CHUNK)), np.float64)
     out64 = xp.empty(n, np.float64)
     if inner:
-        _launch("kl_partial", part.size, mu.reshape(-1), lv.reshape(-1), part, inner, **launch)
+        _launch("kl_partial", part.size, mu.reshape(-1), lv.reshape(-1), part, inner, mu.dtype == np.float32,
+                **launch)
     _launch("kl_finish", n, part, out64, **launch)
     return out64.astype(mu.dtype)
 
@@ -419,5 +475,5 @@ def kl_bwd_gpu(g, mu, lv, **launch):
     gmu, glv = xp.empty_like(mu), xp.empty_like(mu)
     if mu.size:
         _launch("kl_bwd", mu.size, xp.asarray(g, np.float64), mu.reshape(-1), lv.reshape(-1), gmu.reshape(-1),
-                glv.reshape(-1), mu.size // mu.shape[0], **launch)
+                glv.reshape(-1), mu.size // mu.shape[0], mu.dtype == np.float32, **launch)
     return gmu, glv
