@@ -49,7 +49,7 @@ STEP_COEFS = [
 
 
 def _rc(c, dtype):
-    from pixelforge.ops.add_noise import round_coef
+    from pixelforge.schedules import round_coef
     out = {k: (round_coef(v, dtype) if isinstance(v, float) else v) for k, v in c.items()}
     out["r"] = c["r"]
     return out
@@ -65,7 +65,7 @@ def _cpu_results(d):
                 res[f"fill_{fi}_{kind}_{dt}"] = P.fill_cpu(np.empty(n, dt), k0, k1, off, kind)
     for dt in ("float32",):   # the fused ops take float32 on the GPU
         x, y, m = d[f"x_{dt}"], d[f"y_{dt}"], d[f"m_{dt}"]
-        from pixelforge.ops.add_noise import round_coef
+        from pixelforge.schedules import round_coef
         res[f"lin2_{dt}"] = S.lin2_cpu(x, y, round_coef(d["a"], dt), round_coef(d["b"], dt))
         for ci, c in enumerate(STEP_COEFS):
             cc = _rc(c, dt)
@@ -92,7 +92,7 @@ assert config.ENABLE_CUDASIM
 sys.path.insert(0, {tests!r})
 import test_sampling_cudasim as T
 from pixelforge.ops._numba import philox as P, sampling as S
-from pixelforge.ops.add_noise import round_coef
+from pixelforge.schedules import round_coef
 d = dict(np.load({inp!r}))
 out = {{}}
 for li, (threads, blocks) in enumerate(T.LAUNCHES):

@@ -41,12 +41,12 @@ KL_CHUNK = 4096    # elements per partial sum of gaussian_kl (fixed: it sets the
 _EXP_INV_LN2 = _r.bits_round(1.0 / math.log(2.0), 26)   # x (<= 26 bits) * this: exact
 _EXP_LN2_HI = _r.bits_round(math.log(2.0), 42)           # k (<= 11 bits) * these: exact
 _EXP_LN2_LO = _r.bits_round(math.log(2.0) - _EXP_LN2_HI, 42)
-_EXP_C = [1.0 / math.factorial(j) for j in range(13)]
+_EXP_C = [1.0 / math.factorial(j) for j in range(11)]   # truncation < 1e-12 for |r| < 0.35
 _EXP_G = _r.horner_grids(_EXP_C, 0.35, 27)
 EXP_RS = 2.0 ** 27                                        # r grid: |r| < 0.35 -> 26 bits
-EC12 = _r.quant_const(_EXP_C[12], _EXP_G[12])
-(EC11, EC10, EC9, EC8, EC7, EC6, EC5, EC4, EC3, EC2, EC1, EC0) = _EXP_C[11::-1]
-(EG11, EG10, EG9, EG8, EG7, EG6, EG5, EG4, EG3, EG2, EG1) = _EXP_G[11:0:-1]
+EC10 = _r.quant_const(_EXP_C[10], _EXP_G[10])
+(EC9, EC8, EC7, EC6, EC5, EC4, EC3, EC2, EC1, EC0) = _EXP_C[9::-1]
+(EG9, EG8, EG7, EG6, EG5, EG4, EG3, EG2, EG1) = _EXP_G[9:0:-1]
 RND = _r.RND
 
 
@@ -55,15 +55,56 @@ def quant(v, s):
 
 
 def pow2(k):
-    """2.0 ** k for an integer-valued float k, |k| < 2048, by exact power-of-two products."""
-    kk = np.int64(k)
-    a = -kk if kk < 0 else kk
-    b = 0.5 if kk < 0 else 2.0
+    """2.0 ** k for an integer-valued float k, |k| < 2048, by exact power-of-two products.
+    Written as selects between constants (no float -> int conversion, no branches) so LLVM
+    vectorizes it."""
+    neg = k < 0.0
+    a = abs(k)
     s = 1.0
-    for _ in range(11):
-        s = s * b if (a & 1) == 1 else s
-        b = b * b
-        a = a >> 1
+    c = a >= 1024.0
+    m = 5.562684646268003e-309 if neg else math.inf
+    s = s * (m if c else 1.0)
+    a = a - (1024.0 if c else 0.0)
+    c = a >= 512.0
+    m = 7.458340731200207e-155 if neg else 1.3407807929942597e+154
+    s = s * (m if c else 1.0)
+    a = a - (512.0 if c else 0.0)
+    c = a >= 256.0
+    m = 8.636168555094445e-78 if neg else 1.157920892373162e+77
+    s = s * (m if c else 1.0)
+    a = a - (256.0 if c else 0.0)
+    c = a >= 128.0
+    m = 2.938735877055719e-39 if neg else 3.402823669209385e+38
+    s = s * (m if c else 1.0)
+    a = a - (128.0 if c else 0.0)
+    c = a >= 64.0
+    m = 5.421010862427522e-20 if neg else 1.8446744073709552e+19
+    s = s * (m if c else 1.0)
+    a = a - (64.0 if c else 0.0)
+    c = a >= 32.0
+    m = 2.3283064365386963e-10 if neg else 4294967296.0
+    s = s * (m if c else 1.0)
+    a = a - (32.0 if c else 0.0)
+    c = a >= 16.0
+    m = 1.52587890625e-05 if neg else 65536.0
+    s = s * (m if c else 1.0)
+    a = a - (16.0 if c else 0.0)
+    c = a >= 8.0
+    m = 0.00390625 if neg else 256.0
+    s = s * (m if c else 1.0)
+    a = a - (8.0 if c else 0.0)
+    c = a >= 4.0
+    m = 0.0625 if neg else 16.0
+    s = s * (m if c else 1.0)
+    a = a - (4.0 if c else 0.0)
+    c = a >= 2.0
+    m = 0.25 if neg else 4.0
+    s = s * (m if c else 1.0)
+    a = a - (2.0 if c else 0.0)
+    c = a >= 1.0
+    m = 0.5 if neg else 2.0
+    s = s * (m if c else 1.0)
+    a = a - (1.0 if c else 0.0)
     return s
 
 
@@ -72,9 +113,7 @@ def exp_det(x):
     x = -746.0 if x < -746.0 else (710.0 if x > 710.0 else x)
     k = (x * _EXP_INV_LN2 + RND) - RND
     r = quant((x - k * _EXP_LN2_HI) - k * _EXP_LN2_LO, EXP_RS)
-    y = EC11 + r * EC12
-    y = EC10 + r * quant(y, EG11)
-    y = EC9 + r * quant(y, EG10)
+    y = EC9 + r * EC10
     y = EC8 + r * quant(y, EG9)
     y = EC7 + r * quant(y, EG8)
     y = EC6 + r * quant(y, EG7)
@@ -187,8 +226,13 @@ def _step_cpu(s, m, nz, o, mode, word0, k0, k1, cs, cm, clip, r, to32, px0, ps, 
 
 @numba.njit(error_model="numpy", cache=False)
 def _reparam_span(mu, lv, z, eps, to32):
-    for i in range(z.shape[0]):
-        z[i] = _reparam_c(mu[i], lv[i], eps[i], to32)
+    # literal flags per loop: the float32 loop holds no libm call and vectorizes
+    if to32:
+        for i in range(z.shape[0]):
+            z[i] = _reparam_c(mu[i], lv[i], eps[i], True)
+    else:
+        for i in range(z.shape[0]):
+            z[i] = _reparam_c(mu[i], lv[i], eps[i], False)
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=False)
@@ -207,8 +251,12 @@ def _reparam_bwd_cpu(g, eps, lv, glv, to32):
     for c in prange((n + CHUNK - 1) // CHUNK):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
-        for i in range(lo, hi):
-            glv[i] = _reparam_g_c(g[i], eps[i], lv[i], to32)
+        if to32:
+            for i in range(lo, hi):
+                glv[i] = _reparam_g_c(g[i], eps[i], lv[i], True)
+        else:
+            for i in range(lo, hi):
+                glv[i] = _reparam_g_c(g[i], eps[i], lv[i], False)
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=False)
@@ -245,7 +293,12 @@ def _kl_bwd_cpu(g, mu, lv, gmu, glv, inner, to32):
         gn = g[n]
         for i in range(lo, hi):
             gmu[i] = gn * mu[i]
-            glv[i] = _kl_g_c(gn, lv[i], to32)
+        if to32:
+            for i in range(lo, hi):
+                glv[i] = _kl_g_c(gn, lv[i], True)
+        else:
+            for i in range(lo, hi):
+                glv[i] = _kl_g_c(gn, lv[i], False)
 
 
 # --------------------------------------------------------------------- CPU entry points
