@@ -85,7 +85,7 @@ def _cases(d):
                                                                      N // SHAPE[0])
     cases["ddim_step"][1]["pixelforge (out=)"] = lambda: S._step_cpu(
         flat["x"], flat["m"], o2[:1], o1, 0, np.uint64(0), np.uint64(0), np.uint64(0), kc["cs"], kc["cm"],
-        kc["clip"], kc["r"], True, kc["px0"], kc["ps"], kc["pm"], kc["pn"])
+        -kc["r"], kc["r"], True, kc["px0"], kc["ps"], kc["pm"], kc["pn"])
     try:
         import torch
     except ImportError:

@@ -5,7 +5,7 @@ grid-stride), both from the scalar helpers below.
 Kernels (x viewed flat; per-sample coefficients gathered by n = i // inner):
 - ``lin2``      out = a[n] * X + b[n] * Y        (add_noise: X=x0, Y=noise; get_velocity: X=noise,
                                                   Y=x0, b negated)                 (N*inner,)
-- ``step``      x0 = clip(cs*s + cm*m); out = px0*x0 + ps*s + pm*m + pn*noise   (DDPM/DDIM step)
+- ``step``      x0 = clamp(cs*s + cm*m, lo, hi); out = px0*x0 + ps*s + pm*m + pn*noise   (DDPM/DDIM step)
                 noise: none, an array, or stream normals generated in the pass
 - ``reparam``   eps = randn(stream); z = mu + exp(lv/2) * eps                 (mu, lv, z, eps same shape)
 - ``reparam_bwd``  grad_lv = g * eps * exp(lv/2) / 2
@@ -133,13 +133,12 @@ def lin2(a, x, b, y):
 
 # Inputs are converted with np.float64() first: the CUDA simulator runs NumPy scalars, where
 # float32 * Python float stays float32, and numba's float() keeps a float32 a float32.
-def step_value(s, m, nz, cs, cm, clip, r, to32, px0, ps, pm, pn):
+def step_value(s, m, nz, cs, cm, lo, hi, to32, px0, ps, pm, pn):
     s = np.float64(s)
     m = np.float64(m)
     nz = np.float64(nz)
     x0 = cs * s + cm * m
-    if clip:
-        x0 = -r if x0 < -r else (r if x0 > r else x0)
+    x0 = lo if x0 < lo else (hi if x0 > hi else x0)   # clip_sample: [-r, r], else [-inf, inf]
     if to32:
         x0 = np.float64(np.float32(x0))  # diffusers' pred_original_sample is a float32 tensor
     return px0 * x0 + ps * s + pm * m + pn * nz
@@ -200,27 +199,39 @@ def _lin2_cpu(x, y, o, a, b, inner):
 
 
 @numba.njit(error_model="numpy", cache=False)
-def _step_span(s, m, nz, o, mode, cs, cm, clip, r, to32, px0, ps, pm, pn):
-    if mode == 0:
-        for i in range(o.shape[0]):
-            o[i] = _step_c(s[i], m[i], 0.0, cs, cm, clip, r, to32, px0, ps, pm, pn)
-    elif mode == 1:
-        for i in range(o.shape[0]):
-            o[i] = _step_c(s[i], m[i], nz[i], cs, cm, clip, r, to32, px0, ps, pm, pn)
-    else:  # o already holds the noise (written by the caller, rounded to o's dtype)
-        for i in range(o.shape[0]):
-            o[i] = _step_c(s[i], m[i], o[i], cs, cm, clip, r, to32, px0, ps, pm, pn)
+def _step_span(s, m, nz, o, mode, cs, cm, lo, hi, to32, px0, ps, pm, pn):
+    # one loop per (mode, to32) with literal flags: branch-free bodies that LLVM vectorizes
+    if to32:
+        if mode == 0:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], 0.0, cs, cm, lo, hi, True, px0, ps, pm, pn)
+        elif mode == 1:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], nz[i], cs, cm, lo, hi, True, px0, ps, pm, pn)
+        else:  # o already holds the noise (written by the caller, rounded to o's dtype)
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], o[i], cs, cm, lo, hi, True, px0, ps, pm, pn)
+    else:
+        if mode == 0:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], 0.0, cs, cm, lo, hi, False, px0, ps, pm, pn)
+        elif mode == 1:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], nz[i], cs, cm, lo, hi, False, px0, ps, pm, pn)
+        else:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], o[i], cs, cm, lo, hi, False, px0, ps, pm, pn)
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=False)
-def _step_cpu(s, m, nz, o, mode, word0, k0, k1, cs, cm, clip, r, to32, px0, ps, pm, pn):
+def _step_cpu(s, m, nz, o, mode, word0, k0, k1, cs, cm, lo, hi, to32, px0, ps, pm, pn):
     n = o.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
-        lo = c * CHUNK
-        hi = min(lo + CHUNK, n)
+        a = c * CHUNK
+        b = min(a + CHUNK, n)
         if mode == 2:
-            _fill_normals(o[lo:hi], word0 + np.uint64(lo), k0, k1)
-        _step_span(s[lo:hi], m[lo:hi], nz[lo:hi] if mode == 1 else nz, o[lo:hi], mode, cs, cm, clip, r, to32,
+            _fill_normals(o[a:b], word0 + np.uint64(a), k0, k1)
+        _step_span(s[a:b], m[a:b], nz[a:b] if mode == 1 else nz, o[a:b], mode, cs, cm, lo, hi, to32,
                    px0, ps, pm, pn)
 
 
@@ -311,6 +322,10 @@ def lin2_cpu(x, y, a, b):
     return out
 
 
+def _clip_bounds(c):
+    return (-c["r"], c["r"]) if c["clip"] else (-math.inf, math.inf)
+
+
 def step_cpu(sample, model_output, noise, gen, coefs):
     """gen: None or (word0, k0, k1) to draw the noise in the pass; coefs: dict of floats."""
     out = np.empty_like(sample)
@@ -320,8 +335,9 @@ def step_cpu(sample, model_output, noise, gen, coefs):
     nz = noise.reshape(-1) if noise is not None else np.empty(1, sample.dtype)
     word0, k0, k1 = gen if gen is not None else (0, 0, 0)
     c = coefs
+    lo, hi = _clip_bounds(c)
     _step_cpu(sample.reshape(-1), model_output.reshape(-1), nz, out.reshape(-1), mode, np.uint64(word0),
-              np.uint64(k0), np.uint64(k1), c["cs"], c["cm"], c["clip"], c["r"], sample.dtype == np.float32,
+              np.uint64(k0), np.uint64(k1), c["cs"], c["cm"], lo, hi, sample.dtype == np.float32,
               c["px0"], c["ps"], c["pm"], c["pn"])
     return out
 
@@ -388,7 +404,7 @@ def _gpu():
             i += cuda.gridsize(1)
 
     @cuda.jit
-    def step_k(s, m, nz, o, mode, word0, k0, k1, cs, cm, clip, r, to32, px0, ps, pm, pn):
+    def step_k(s, m, nz, o, mode, word0, k0, k1, cs, cm, lo, hi, to32, px0, ps, pm, pn):
         i = cuda.grid(1)
         while i < o.shape[0]:
             if mode == 1:
@@ -398,7 +414,7 @@ def _gpu():
                 v = o[i]
             else:
                 v = 0.0
-            o[i] = step_g(s[i], m[i], v, cs, cm, clip, r, to32, px0, ps, pm, pn)
+            o[i] = step_g(s[i], m[i], v, cs, cm, lo, hi, to32, px0, ps, pm, pn)
             i += cuda.gridsize(1)
 
     @cuda.jit
@@ -484,8 +500,9 @@ def step_gpu(sample, model_output, noise, gen, coefs, **launch):
     nz = noise.reshape(-1) if noise is not None else xp.empty(1, sample.dtype)
     word0, k0, k1 = gen if gen is not None else (0, 0, 0)
     c = coefs
+    lo, hi = _clip_bounds(c)
     _launch("step", sample.size, sample.reshape(-1), model_output.reshape(-1), nz, out.reshape(-1), mode,
-            np.uint64(word0), np.uint64(k0), np.uint64(k1), c["cs"], c["cm"], c["clip"], c["r"],
+            np.uint64(word0), np.uint64(k0), np.uint64(k1), c["cs"], c["cm"], lo, hi,
             sample.dtype == np.float32, c["px0"], c["ps"], c["pm"], c["pn"], **launch)
     return out
 
