@@ -1,10 +1,14 @@
 """Philox4x32-10 streams, uniforms and Box–Muller normals as Numba kernels.
 
-Variants: CPU (``@njit(parallel=True)``, prange over Philox blocks) and GPU (numba.cuda, one
+Variants: CPU (``@njit(parallel=True)``: prange over fixed chunks of 8192 Philox blocks, each
+chunk a serial span function that LLVM vectorizes with AVX-512/AVX2) and GPU (numba.cuda, one
 thread per Philox block, grid-stride), both compiled from the plain-Python scalar helpers
 below (also run as-is by the CUDA simulator). Kernels: raw ``philox4x32`` on given
-counters/keys (ctr (n, 4), key (n, 2) -> out (n, 4)), and ``fill`` writing rand / randn for
-the stream of one key from a word offset (out (n,), element i <- word offset + i).
+counters/keys (ctr (n, 4), key (n, 2) -> out (n, 4)), ``fill`` writing rand / randn for the
+stream of one key from a word offset (out (n,), element i <- word offset + i; partial blocks at
+the ends go through the same kernel on a 4-element scratch), and ``fill_normals_serial``, the
+per-chunk building block the fused ops (ops/_numba/sampling.py) draw their noise with.
+Word indices stay below 2**64 (block counter words 2 and 3 are zero; pf.random checks it).
 
 Bitwise agreement between the CPU, the GPU and the NumPy reference (ops/_ref/random.py):
 - Philox and the uniforms are integer math plus exact scalings: identical by construction.
