@@ -1,0 +1,372 @@
+// kernels/matmul/matmul_cpu.cpp: packed, cache-blocked GEMM on the CPU (BLIS-style loops).
+//   for jc (NC columns of C)  for pc (KC of K)  pack B block -> KC×NR panels (shared)
+//     for (ic block of MC rows, chunk of NR panels) in parallel:  pack A -> MR×KC panels
+//       for each NR panel, each MR panel: register-blocked micro-kernel MR×NR over kc
+// Variants (one per ISA build, picked at run time), MR×NR in registers:
+//   AVX-512: float 12×32 (24 zmm accumulators), double 12×16
+//   AVX2+FMA: float 6×16 (12 ymm), double 6×8
+//   generic:  GCC/Clang 16-byte vector extensions (SSE2 on x86), float 6×8, double 6×4
+// Edges: packing pads partial panels with zeros; a partial C tile goes through a temporary
+// tile and a scalar store using the same operation order as the full-tile store.
+// Threads: OpenMP over (MC block, chunk of NR panels) work items; small problems run on
+// one thread (start-up and packing dominate there). KC depends on K only, so each C
+// element sees the same summation order for any thread count (bitwise reproducible).
+#include <cstring>
+
+#include "matmul/matmul.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace PF_ISA_NS {
+namespace {
+using pf::i64;
+
+// Internal-linkage buffer (no std:: template instantiated with this TU's ISA flags).
+template <class T>
+struct Scratch {
+  T* p;
+  explicit Scratch(i64 n) : p(n > 0 ? new T[n] : nullptr) {}
+  ~Scratch() { delete[] p; }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+// ------------------------------------------------------------------ SIMD vector traits
+// Each traits struct: V (register type), L (lanes), zero/set1/load/store/fma/add.
+#if defined(__AVX512F__)
+struct VecF {
+  using T = float; using V = __m512; static constexpr int L = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(T x) { return _mm512_set1_ps(x); }
+  static V load(const T* p) { return _mm512_loadu_ps(p); }
+  static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+};
+struct VecD {
+  using T = double; using V = __m512d; static constexpr int L = 8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V set1(T x) { return _mm512_set1_pd(x); }
+  static V load(const T* p) { return _mm512_loadu_pd(p); }
+  static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_pd(a, b); }
+};
+constexpr int kMR = 12;  // 12×2 accumulators + 2 B vectors + 1 broadcast = 27 of 32 zmm
+#elif defined(__AVX2__)
+struct VecF {
+  using T = float; using V = __m256; static constexpr int L = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(T x) { return _mm256_set1_ps(x); }
+  static V load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+};
+struct VecD {
+  using T = double; using V = __m256d; static constexpr int L = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V set1(T x) { return _mm256_set1_pd(x); }
+  static V load(const T* p) { return _mm256_loadu_pd(p); }
+  static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+};
+constexpr int kMR = 6;  // 6×2 accumulators + 2 B + 1 broadcast = 15 of 16 ymm
+#elif defined(__GNUC__)
+// Portable: GCC/Clang vector extensions lower to whatever the target has (SSE2 on x86-64).
+// No fused multiply-add here: a*b+c is written out, and -ffp-contract is left to the compiler.
+template <class TT>
+struct VecExt {
+  using T = TT;
+  static constexpr int L = 16 / sizeof(TT);
+  typedef TT V __attribute__((vector_size(16)));
+  static V zero() { return V{} ; }
+  static V set1(T x) { return V{} + x; }
+  static V load(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
+  static void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
+  static V fma(V a, V b, V c) { return a * b + c; }
+  static V add(V a, V b) { return a + b; }
+};
+using VecF = VecExt<float>;
+using VecD = VecExt<double>;
+constexpr int kMR = 6;
+#else
+template <class TT>
+struct VecScalar {
+  using T = TT; using V = TT; static constexpr int L = 1;
+  static V zero() { return 0; }
+  static V set1(T x) { return x; }
+  static V load(const T* p) { return *p; }
+  static void store(T* p, V v) { *p = v; }
+  static V fma(V a, V b, V c) { return a * b + c; }
+  static V add(V a, V b) { return a + b; }
+};
+using VecF = VecScalar<float>;
+using VecD = VecScalar<double>;
+constexpr int kMR = 4;
+#endif
+
+template <class T> struct VecOf;
+template <> struct VecOf<float> { using type = VecF; };
+template <> struct VecOf<double> { using type = VecD; };
+
+constexpr int kNV = 2;  // vectors per micro-tile row: NR = 2 * lanes
+
+// ------------------------------------------------------------------ micro-kernel
+// ap: (kc, MR) packed A panel; bp: (kc, NR) packed B panel; c: the m×n corner of C
+// (row stride ldc). first: overwrite C (else accumulate); bias: NR-long (n valid) or null.
+template <class Vt>
+void micro_kernel(i64 kc, const typename Vt::T* __restrict ap, const typename Vt::T* __restrict bp,
+                  typename Vt::T* __restrict c, i64 ldc, int m, int n, bool first,
+                  const typename Vt::T* __restrict bias) {
+  using T = typename Vt::T;
+  using V = typename Vt::V;
+  constexpr int MR = kMR, L = Vt::L, NR = kNV * L;
+  V acc[MR][kNV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) acc[i][v] = Vt::zero();
+#pragma GCC unroll 2
+  for (i64 k = 0; k < kc; ++k) {
+    V b[kNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) b[v] = Vt::load(bp + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V a = Vt::set1(ap[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) acc[i][v] = Vt::fma(a, b[v], acc[i][v]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+  if (m == MR && n == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) {
+        T* cp = c + i * ldc + v * L;
+        V r = acc[i][v];
+        if (!first) r = Vt::add(Vt::load(cp), r);
+        if (bias) r = Vt::add(r, Vt::load(bias + v * L));
+        Vt::store(cp, r);
+      }
+    return;
+  }
+  // Partial tile: same operations, element by element, only the valid m×n corner.
+  T tmp[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < kNV; ++v) Vt::store(tmp + i * NR + v * L, acc[i][v]);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      T r = tmp[i * NR + j];
+      if (!first) r = c[i * ldc + j] + r;
+      if (bias) r = r + bias[j];
+      c[i * ldc + j] = r;
+    }
+}
+
+// ------------------------------------------------------------------ packing
+// A block rows [0, mc) × k [0, kc) -> panels of MR rows: ap[(panel * kc + k) * MR + i].
+template <class T>
+void pack_a(const T* a, i64 rs, i64 cs, i64 mc, i64 kc, T* ap) {
+  constexpr int MR = kMR;
+  for (i64 i0 = 0; i0 < mc; i0 += MR) {
+    const int m = int(mc - i0 < MR ? mc - i0 : MR);
+    T* dst = ap + i0 * kc;
+    const T* src = a + i0 * rs;
+    if (cs == 1 && m == MR) {
+      // Row-major A: read each row contiguously along k.
+      for (int i = 0; i < MR; ++i) {
+        const T* row = src + i * rs;
+        for (i64 k = 0; k < kc; ++k) dst[k * MR + i] = row[k];
+      }
+    } else {
+      for (i64 k = 0; k < kc; ++k) {
+        const T* col = src + k * cs;
+        int i = 0;
+        for (; i < m; ++i) dst[k * MR + i] = col[i * rs];
+        for (; i < MR; ++i) dst[k * MR + i] = T(0);
+      }
+    }
+  }
+}
+
+// B block k [0, kc) × columns [0, nc) -> panels of NR columns: bp[(panel * kc + k) * NR + j].
+// Packs the panels [p0, p1) only (the caller splits the panels over threads).
+template <class T>
+void pack_b(const T* b, i64 rs, i64 cs, i64 kc, i64 nc, i64 p0, i64 p1, T* bp, int NR) {
+  for (i64 p = p0; p < p1; ++p) {
+    const i64 j0 = p * NR;
+    const int n = int(nc - j0 < NR ? nc - j0 : NR);
+    T* dst = bp + p * kc * NR;
+    const T* src = b + j0 * cs;
+    if (cs == 1 && n == NR) {
+      for (i64 k = 0; k < kc; ++k) std::memcpy(dst + k * NR, src + k * rs, sizeof(T) * NR);
+    } else if (rs == 1 && n == NR) {
+      // Transposed B (e.g. a weight (out, in) used as in×out): read along k per column.
+      for (int j = 0; j < NR; ++j) {
+        const T* colp = src + j * cs;
+        for (i64 k = 0; k < kc; ++k) dst[k * NR + j] = colp[k];
+      }
+    } else {
+      for (i64 k = 0; k < kc; ++k) {
+        int j = 0;
+        for (; j < n; ++j) dst[k * NR + j] = src[k * rs + j * cs];
+        for (; j < NR; ++j) dst[k * NR + j] = T(0);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ blocking
+template <class T> struct Blocking;
+// KC·NR·sizeof(T) of B micro-panel stays in L1 while MC×KC of A streams from L2.
+template <> struct Blocking<float> { static constexpr i64 KC = 256, MCP = 16, NC = 4096; };
+template <> struct Blocking<double> { static constexpr i64 KC = 192, MCP = 12, NC = 2048; };
+
+// Below this many flops one thread does it all: forking the team and splitting the packing
+// costs more than it saves (measured with bench/bench_matmul.py on 2 cores).
+constexpr double kParallelFlops = 2.0e6;
+
+inline i64 cdiv(i64 a, i64 b) { return (a + b - 1) / b; }
+
+template <class T>
+void fill_rows(T* c, i64 ldc, i64 M, i64 N, const T* bias) {
+  for (i64 i = 0; i < M; ++i)
+    for (i64 j = 0; j < N; ++j) c[i * ldc + j] = bias ? bias[j] : T(0);
+}
+
+// One GEMM (no batch). nthreads: team size to use (1 = serial, no parallel region).
+template <class T>
+void gemm_one(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p, int nthreads) {
+  using Vt = typename VecOf<T>::type;
+  constexpr int MR = kMR, NR = kNV * Vt::L;
+  const i64 M = p.M, N = p.N, K = p.K;
+  if (M == 0 || N == 0) return;
+  if (K == 0) { fill_rows(c, p.c_rs, M, N, bias); return; }
+  // kc from K alone: equal-sized k blocks no larger than KC.
+  const i64 nkb = cdiv(K, Blocking<T>::KC);
+  const i64 kc_max = cdiv(K, nkb);
+  const i64 MC = MR * Blocking<T>::MCP;
+  const i64 NC = Blocking<T>::NC;  // multiple of NR
+  const i64 nc_max = N < NC ? N : NC;
+  const i64 panels_max = cdiv(nc_max, NR);
+  Scratch<T> bbuf(panels_max * NR * kc_max);
+  T* const bp = bbuf.p;
+
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+  {
+    Scratch<T> abuf(MC * kc_max);
+    int nth = 1, tid = 0;
+#if defined(_OPENMP)
+    nth = omp_get_num_threads();
+    tid = omp_get_thread_num();
+#endif
+    for (i64 jc = 0; jc < N; jc += NC) {
+      const i64 nc = N - jc < NC ? N - jc : NC;
+      const i64 npan = cdiv(nc, NR);
+      const i64 mblocks = cdiv(M, MC);
+      // Split the panels into chunks when there are too few row blocks to feed every thread.
+      i64 nchunks = 1;
+      if (nth > 1) {
+        nchunks = cdiv(2 * nth, mblocks);
+        if (nchunks > npan) nchunks = npan;
+      }
+      const i64 items = mblocks * nchunks;
+      for (i64 kb = 0; kb < nkb; ++kb) {
+        const i64 pc = kb * kc_max;
+        const i64 kc = K - pc < kc_max ? K - pc : kc_max;
+        const bool first = kb == 0, last = kb == nkb - 1;
+        // Pack the B block, panels split statically over the team.
+        {
+          const i64 p0 = npan * tid / nth, p1 = npan * (tid + 1) / nth;
+          pack_b(b + pc * p.b_rs + jc * p.b_cs, p.b_rs, p.b_cs, kc, nc, p0, p1, bp, NR);
+        }
+#pragma omp barrier
+        i64 packed_ib = -1;
+        // Contiguous ranges of items per thread (row-block major) so A packs are reused.
+        const i64 it0 = items * tid / nth, it1 = items * (tid + 1) / nth;
+        for (i64 it = it0; it < it1; ++it) {
+          const i64 ib = it / nchunks, ch = it % nchunks;
+          const i64 ic = ib * MC;
+          const i64 mc = M - ic < MC ? M - ic : MC;
+          if (ib != packed_ib) {
+            pack_a(a + ic * p.a_rs + pc * p.a_cs, p.a_rs, p.a_cs, mc, kc, abuf.p);
+            packed_ib = ib;
+          }
+          const i64 q0 = npan * ch / nchunks, q1 = npan * (ch + 1) / nchunks;
+          for (i64 q = q0; q < q1; ++q) {
+            const i64 j0 = q * NR;
+            const int n = int(nc - j0 < NR ? nc - j0 : NR);
+            const T* bpan = bp + q * kc * NR;
+            const T* bb = (last && bias) ? bias + jc + j0 : nullptr;
+            for (i64 i0 = 0; i0 < mc; i0 += MR) {
+              const int m = int(mc - i0 < MR ? mc - i0 : MR);
+              micro_kernel<Vt>(kc, abuf.p + i0 * kc, bpan, c + (ic + i0) * p.c_rs + jc + j0, p.c_rs, m, n, first,
+                               bb);
+            }
+          }
+        }
+        // The B buffer is refilled next round: wait for everyone to finish with it.
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+template <class T>
+void gemm(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p) {
+  if (p.batch <= 0 || p.M <= 0 || p.N <= 0) return;
+  int maxth = 1;
+#if defined(_OPENMP)
+  maxth = omp_get_max_threads();
+#endif
+  const double flops = 2.0 * double(p.M) * double(p.N) * double(p.K);
+  if (p.batch > 1 && maxth > 1 && flops < 8 * kParallelFlops) {
+    // Many small products: one per thread, each serial (same bits as the serial path).
+#pragma omp parallel for schedule(static) num_threads(maxth) if (flops * double(p.batch) >= kParallelFlops)
+    for (i64 bt = 0; bt < p.batch; ++bt)
+      gemm_one<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, 1);
+    return;
+  }
+  const int nth = (maxth > 1 && flops >= kParallelFlops) ? maxth : 1;
+  for (i64 bt = 0; bt < p.batch; ++bt) gemm_one<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, nth);
+}
+
+template <class T>
+void colsum(const T* g, i64 rows, i64 cols, i64 rs, i64 cs, T* out) {
+  // Parallel over column chunks; every column is summed over rows in increasing order.
+  constexpr i64 CH = 256;
+  const i64 nch = cdiv(cols, CH);
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (i64 q = 0; q < nch; ++q) {
+    const i64 j0 = q * CH, j1 = cols < j0 + CH ? cols : j0 + CH;
+    T acc[CH];
+    for (i64 j = j0; j < j1; ++j) acc[j - j0] = T(0);
+    for (i64 i = 0; i < rows; ++i) {
+      const T* row = g + i * rs;
+      if (cs == 1) {
+#pragma omp simd
+        for (i64 j = j0; j < j1; ++j) acc[j - j0] += row[j];
+      } else {
+        for (i64 j = j0; j < j1; ++j) acc[j - j0] += row[j * cs];
+      }
+    }
+    for (i64 j = j0; j < j1; ++j) out[j] = acc[j - j0];
+  }
+}
+}  // namespace
+
+void gemm_f32(const float* a, const float* b, const float* bias, float* c, const pf::GemmParams& p) { gemm(a, b, bias, c, p); }
+void gemm_f64(const double* a, const double* b, const double* bias, double* c, const pf::GemmParams& p) { gemm(a, b, bias, c, p); }
+void colsum_f32(const float* g, pf::i64 rows, pf::i64 cols, pf::i64 rs, pf::i64 cs, float* out) { colsum(g, rows, cols, rs, cs, out); }
+void colsum_f64(const double* g, pf::i64 rows, pf::i64 cols, pf::i64 rs, pf::i64 cs, double* out) { colsum(g, rows, cols, rs, cs, out); }
+}  // namespace PF_ISA_NS
