@@ -81,7 +81,7 @@ def _gemm_shapes(a, b, trans_a, trans_b):
     bb = b.shape[0] if b.ndim == 3 else 1
     if ba != bb and ba != 1 and bb != 1:
         raise ValueError(f"b: batch size {bb} differs from a's {ba} (only a batch of 1 broadcasts)")
-    return max(ba, bb), m, n, k
+    return (bb if ba == 1 else ba), m, n, k
 
 
 # ----------------------------------------------------------------------------- public ops
