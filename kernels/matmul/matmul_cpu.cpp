@@ -11,7 +11,9 @@
 // Threads: OpenMP over (MC block, chunk of NR panels) work items; small problems run on
 // one thread (start-up and packing dominate there). KC depends on K only, so each C
 // element sees the same summation order for any thread count (bitwise reproducible).
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "matmul/matmul.h"
 
@@ -26,15 +28,27 @@ namespace PF_ISA_NS {
 namespace {
 using pf::i64;
 
-// Internal-linkage buffer (no std:: template instantiated with this TU's ISA flags).
-template <class T>
-struct Scratch {
-  T* p;
-  explicit Scratch(i64 n) : p(n > 0 ? new T[n] : nullptr) {}
-  ~Scratch() { delete[] p; }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
+// Packing buffers, one pair per thread, kept between calls: a fresh allocation per call costs
+// page faults (glibc mmaps blocks this size), which dominate the small GEMMs of a training
+// loop. 64-byte aligned so packed panels never split a zmm load over two cache lines.
+// Internal linkage, no std:: template (see common.h). get() returns null when out of memory
+// (never throws: it is called inside parallel regions).
+struct TlsBuf {
+  void* p = nullptr;
+  std::size_t cap = 0;
+  ~TlsBuf() { std::free(p); }
+  template <class T>
+  T* get(i64 n) {
+    const std::size_t bytes = ((std::size_t(n) * sizeof(T)) + 63) / 64 * 64;
+    if (bytes > cap) {
+      std::free(p);
+      p = std::aligned_alloc(64, bytes);
+      cap = p ? bytes : 0;
+    }
+    return static_cast<T*>(p);
+  }
 };
+thread_local TlsBuf tls_a, tls_b;  // A block (per thread) / B block (the calling thread's)
 
 // ------------------------------------------------------------------ SIMD vector traits
 // Each traits struct: V (register type), L (lanes), zero/set1/load/store/fma/add.
@@ -201,8 +215,8 @@ void pack_a(const T* a, i64 rs, i64 cs, i64 mc, i64 kc, T* ap) {
 
 // B block k [0, kc) × columns [0, nc) -> panels of NR columns: bp[(panel * kc + k) * NR + j].
 // Packs the panels [p0, p1) only (the caller splits the panels over threads).
-template <class T>
-void pack_b(const T* b, i64 rs, i64 cs, i64 kc, i64 nc, i64 p0, i64 p1, T* bp, int NR) {
+template <class T, int NR>
+void pack_b(const T* b, i64 rs, i64 cs, i64 kc, i64 nc, i64 p0, i64 p1, T* bp) {
   for (i64 p = p0; p < p1; ++p) {
     const i64 j0 = p * NR;
     const int n = int(nc - j0 < NR ? nc - j0 : NR);
@@ -245,13 +259,14 @@ void fill_rows(T* c, i64 ldc, i64 M, i64 N, const T* bias) {
 }
 
 // One GEMM (no batch). nthreads: team size to use (1 = serial, no parallel region).
+// Returns false when a packing buffer could not be allocated (C is then incomplete).
 template <class T>
-void gemm_one(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p, int nthreads) {
+bool gemm_one(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p, int nthreads) {
   using Vt = typename VecOf<T>::type;
   constexpr int MR = kMR, NR = kNV * Vt::L;
   const i64 M = p.M, N = p.N, K = p.K;
-  if (M == 0 || N == 0) return;
-  if (K == 0) { fill_rows(c, p.c_rs, M, N, bias); return; }
+  if (M == 0 || N == 0) return true;
+  if (K == 0) { fill_rows(c, p.c_rs, M, N, bias); return true; }
   // kc from K alone: equal-sized k blocks no larger than KC.
   const i64 nkb = cdiv(K, Blocking<T>::KC);
   const i64 kc_max = cdiv(K, nkb);
@@ -259,18 +274,28 @@ void gemm_one(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams&
   const i64 NC = Blocking<T>::NC;  // multiple of NR
   const i64 nc_max = N < NC ? N : NC;
   const i64 panels_max = cdiv(nc_max, NR);
-  Scratch<T> bbuf(panels_max * NR * kc_max);
-  T* const bp = bbuf.p;
+  T* const bp = tls_b.get<T>(panels_max * NR * kc_max);
+  if (!bp) return false;
+  bool fail = false;
 
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
   {
-    Scratch<T> abuf(MC * kc_max);
+    T* const abuf = tls_a.get<T>(MC * kc_max);
     int nth = 1, tid = 0;
 #if defined(_OPENMP)
     nth = omp_get_num_threads();
     tid = omp_get_thread_num();
 #endif
-    for (i64 jc = 0; jc < N; jc += NC) {
+    if (!abuf) {
+#pragma omp atomic write
+      fail = true;
+    }
+#pragma omp barrier
+    bool stop;
+#pragma omp atomic read
+    stop = fail;
+    // Every thread sees the same flag after the barrier: all skip, so no barrier is left waiting.
+    for (i64 jc = 0; jc < N && !stop; jc += NC) {
       const i64 nc = N - jc < NC ? N - jc : NC;
       const i64 npan = cdiv(nc, NR);
       const i64 mblocks = cdiv(M, MC);
@@ -288,7 +313,7 @@ void gemm_one(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams&
         // Pack the B block, panels split statically over the team.
         {
           const i64 p0 = npan * tid / nth, p1 = npan * (tid + 1) / nth;
-          pack_b(b + pc * p.b_rs + jc * p.b_cs, p.b_rs, p.b_cs, kc, nc, p0, p1, bp, NR);
+          pack_b<T, NR>(b + pc * p.b_rs + jc * p.b_cs, p.b_rs, p.b_cs, kc, nc, p0, p1, bp);
         }
 #pragma omp barrier
         i64 packed_ib = -1;
@@ -299,7 +324,7 @@ void gemm_one(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams&
           const i64 ic = ib * MC;
           const i64 mc = M - ic < MC ? M - ic : MC;
           if (ib != packed_ib) {
-            pack_a(a + ic * p.a_rs + pc * p.a_cs, p.a_rs, p.a_cs, mc, kc, abuf.p);
+            pack_a(a + ic * p.a_rs + pc * p.a_cs, p.a_rs, p.a_cs, mc, kc, abuf);
             packed_ib = ib;
           }
           const i64 q0 = npan * ch / nchunks, q1 = npan * (ch + 1) / nchunks;
@@ -310,7 +335,7 @@ void gemm_one(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams&
             const T* bb = (last && bias) ? bias + jc + j0 : nullptr;
             for (i64 i0 = 0; i0 < mc; i0 += MR) {
               const int m = int(mc - i0 < MR ? mc - i0 : MR);
-              micro_kernel<Vt>(kc, abuf.p + i0 * kc, bpan, c + (ic + i0) * p.c_rs + jc + j0, p.c_rs, m, n, first,
+              micro_kernel<Vt>(kc, abuf + i0 * kc, bpan, c + (ic + i0) * p.c_rs + jc + j0, p.c_rs, m, n, first,
                                bb);
             }
           }
@@ -320,11 +345,13 @@ void gemm_one(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams&
       }
     }
   }
+  return !fail;
 }
 
 template <class T>
 void gemm(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p) {
   if (p.batch <= 0 || p.M <= 0 || p.N <= 0) return;
+  bool ok = true;
   int maxth = 1;
 #if defined(_OPENMP)
   maxth = omp_get_max_threads();
@@ -334,11 +361,16 @@ void gemm(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p) 
     // Many small products: one per thread, each serial (same bits as the serial path).
 #pragma omp parallel for schedule(static) num_threads(maxth) if (flops * double(p.batch) >= kParallelFlops)
     for (i64 bt = 0; bt < p.batch; ++bt)
-      gemm_one<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, 1);
-    return;
+      if (!gemm_one<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, 1)) {
+#pragma omp atomic write
+        ok = false;
+      }
+  } else {
+    const int nth = (maxth > 1 && flops >= kParallelFlops) ? maxth : 1;
+    for (i64 bt = 0; bt < p.batch && ok; ++bt)
+      ok = gemm_one<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, nth);
   }
-  const int nth = (maxth > 1 && flops >= kParallelFlops) ? maxth : 1;
-  for (i64 bt = 0; bt < p.batch; ++bt) gemm_one<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, nth);
+  if (!ok) throw std::bad_alloc();  // outside any parallel region: pybind11 makes it MemoryError
 }
 
 template <class T>

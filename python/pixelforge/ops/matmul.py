@@ -11,6 +11,7 @@ thread pool, which fights OpenMP on small machines.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -21,12 +22,30 @@ from ._ref import matmul as _ref
 
 _CUDA_DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
 _NAMES = ("matmul", "linear", "linear_backward")
+_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_resolved: dict = {}
+
+
+def _resolve(op, device, impl):
+    """``resolve`` memoized per (op, device, impl, PIXELFORGE_IMPL): the training loop calls
+    these ops with tiny GEMMs, where the dispatch lookup was a visible part of the time."""
+    key = (op, device, impl, os.environ.get("PIXELFORGE_IMPL"))
+    got = _resolved.get(key)
+    if got is None:
+        got = _resolved[key] = resolve(op, device, impl)[1]
+    return got
 
 
 # ----------------------------------------------------------------------------- validation
 def _float_operand(x, name, *, ndims):
     """An array of an allowed float dtype with ndim in ``ndims``; strides are kept (the
     kernels read any strides) unless they are not a multiple of the item size."""
+    if type(x) is np.ndarray and x.dtype in _CPU_DTYPES and x.ndim in ndims:  # the common case, quickly
+        isz = x.itemsize
+        for st in x.strides:
+            if st % isz:
+                return np.ascontiguousarray(x)
+        return x
     arr = as_array(x, name)
     dev = device_of(arr)
     allowed = CPU_FLOAT if dev == "cpu" else GPU_FLOAT
@@ -42,7 +61,9 @@ def _float_operand(x, name, *, ndims):
 
 
 def _flag(v, name):
-    if not isinstance(v, (bool, np.bool_)):
+    if v is True or v is False:
+        return v
+    if not isinstance(v, np.bool_):
         raise TypeError(f"{name}: expected a bool, got {type(v).__name__}")
     return bool(v)
 
@@ -54,7 +75,8 @@ def _same_dtype(first_name, first, **others):
 
 
 def _check_out(out, shape, dtype, device, inputs):
-    out = as_array(out, "out")
+    if not (type(out) is np.ndarray or _backend.is_cupy_array(out)):
+        raise TypeError(f"out: expected a NumPy or CuPy array, got {type(out).__name__}")
     if device_of(out) != device:
         raise ValueError(f"out: on {device_of(out)} but the inputs are on {device}")
     if out.dtype != dtype:
@@ -100,11 +122,12 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, impl="auto"):
     b = _float_operand(b, "b", ndims=(2, 3))
     trans_a = _flag(trans_a, "trans_a")
     trans_b = _flag(trans_b, "trans_b")
-    device = same_device(a=a, b=b)
-    _same_dtype("a", a, b=b)
+    device = "cpu" if type(a) is np.ndarray and type(b) is np.ndarray else same_device(a=a, b=b)
+    if a.dtype != b.dtype:
+        _same_dtype("a", a, b=b)
     batch, m, n, _ = _gemm_shapes(a, b, trans_a, trans_b)
     shape = (m, n) if a.ndim == 2 and b.ndim == 2 else (batch, m, n)
-    _, be = resolve("matmul", device, impl)
+    be = _resolve("matmul", device, impl)
     if out is None:
         out = xp_of(a).empty(shape, a.dtype)
     else:
@@ -131,7 +154,7 @@ def linear(x, weight, bias=None, *, impl="auto"):
         if bias.shape[0] != n_out:
             raise ValueError(f"bias: length {bias.shape[0]} does not match weight.shape[0] = {n_out}")
         bias = xp_of(bias).ascontiguousarray(bias)
-    _, be = resolve("linear", device, impl)
+    be = _resolve("linear", device, impl)
     xp = xp_of(x)
     lead = x.shape[:-1]
     x2 = x.reshape(math.prod(lead), n_in)  # a view whenever the leading dims allow it
@@ -162,7 +185,7 @@ def linear_backward(grad_out, x, weight, *, needs=(True, True, True), impl="auto
     if tuple(grad_out.shape) != tuple(x.shape[:-1]) + (n_out,):
         raise ValueError(f"grad_out: shape {tuple(grad_out.shape)} does not match x's leading dims + "
                          f"(out,) = {tuple(x.shape[:-1]) + (n_out,)}")
-    _, be = resolve("linear_backward", device, impl)
+    be = _resolve("linear_backward", device, impl)
     xp = xp_of(x)
     rows = math.prod(x.shape[:-1])
     g2 = grad_out.reshape(rows, n_out)
