@@ -1,6 +1,7 @@
 // kernels/matmul/matmul_cpu.cpp: packed, cache-blocked GEMM on the CPU (BLIS-style loops).
-//   for jc (NC columns of C)  for pc (KC of K)  pack B block -> KC×NR panels (shared)
-//     for (ic block of MC rows, chunk of NR panels) in parallel:  pack A -> MR×KC panels
+//   C split into one rectangle per thread (no barriers), then on each thread:
+//   for jc (NC columns)  for pc (KC of K)  pack B block -> KC×NR panels
+//     for ic (MC rows)  pack A block -> MR×KC panels
 //       for each NR panel, each MR panel: register-blocked micro-kernel MR×NR over kc
 // Variants (one per ISA build, picked at run time), MR×NR in registers:
 //   AVX-512: float 12×32 (24 zmm accumulators), double 12×16
@@ -8,9 +9,10 @@
 //   generic:  GCC/Clang 16-byte vector extensions (SSE2 on x86), float 6×8, double 6×4
 // Edges: packing pads partial panels with zeros; a partial C tile goes through a temporary
 // tile and a scalar store using the same operation order as the full-tile store.
-// Threads: OpenMP over (MC block, chunk of NR panels) work items; small problems run on
-// one thread (start-up and packing dominate there). KC depends on K only, so each C
-// element sees the same summation order for any thread count (bitwise reproducible).
+// Threads: OpenMP, one C rectangle per thread (or whole products per thread for batches of
+// small ones); small problems run on one thread (start-up dominates there). KC depends on
+// K only, so each C element sees the same summation order for any thread count and any
+// partition (bitwise reproducible).
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -246,9 +248,16 @@ template <class T> struct Blocking;
 template <> struct Blocking<float> { static constexpr i64 KC = 256, MCP = 16, NC = 4096; };
 template <> struct Blocking<double> { static constexpr i64 KC = 192, MCP = 12, NC = 2048; };
 
-// Below this many flops one thread does it all: forking the team and splitting the packing
-// costs more than it saves (measured with bench/bench_matmul.py on 2 cores).
+// Each thread of a team gets at least this many flops. Measured on 2 cores (Zen 4): 2 threads
+// gave 1.3x at 5.5 MFLOP (100×96×288) and 1.25x at 2.1 MFLOP (64×128×128), but a team on a
+// busy machine can wait milliseconds in a barrier for a descheduled thread, so the gain at
+// the smallest sizes is not worth that risk.
 constexpr double kParallelFlops = 2.0e6;
+
+inline int team_size(double flops, int maxth) {
+  const double t = flops / kParallelFlops;
+  return t >= double(maxth) ? maxth : (t >= 2.0 ? int(t) : 1);
+}
 
 inline i64 cdiv(i64 a, i64 b) { return (a + b - 1) / b; }
 
@@ -258,94 +267,77 @@ void fill_rows(T* c, i64 ldc, i64 M, i64 N, const T* bias) {
     for (i64 j = 0; j < N; ++j) c[i * ldc + j] = bias ? bias[j] : T(0);
 }
 
-// One GEMM (no batch). nthreads: team size to use (1 = serial, no parallel region).
-// Returns false when a packing buffer could not be allocated (C is then incomplete).
+// One GEMM (no batch) on the calling thread: m×n of C from rows of A / columns of B already
+// offset by the caller. Returns false when a packing buffer could not be allocated.
 template <class T>
-bool gemm_one(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p, int nthreads) {
+bool gemm_serial(const T* a, const T* b, const T* bias, T* c, i64 M, i64 N, const pf::GemmParams& p) {
   using Vt = typename VecOf<T>::type;
   constexpr int MR = kMR, NR = kNV * Vt::L;
-  const i64 M = p.M, N = p.N, K = p.K;
-  if (M == 0 || N == 0) return true;
+  const i64 K = p.K;
+  if (M <= 0 || N <= 0) return true;
   if (K == 0) { fill_rows(c, p.c_rs, M, N, bias); return true; }
-  // kc from K alone: equal-sized k blocks no larger than KC.
+  // kc from K alone (equal k blocks no larger than KC): the same summation order for every
+  // element whatever the partition of C over threads.
   const i64 nkb = cdiv(K, Blocking<T>::KC);
   const i64 kc_max = cdiv(K, nkb);
   const i64 MC = MR * Blocking<T>::MCP;
   const i64 NC = Blocking<T>::NC;  // multiple of NR
   const i64 nc_max = N < NC ? N : NC;
-  const i64 panels_max = cdiv(nc_max, NR);
-  T* const bp = tls_b.get<T>(panels_max * NR * kc_max);
-  if (!bp) return false;
-  bool fail = false;
-
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-  {
-    T* const abuf = tls_a.get<T>(MC * kc_max);
-    int nth = 1, tid = 0;
-#if defined(_OPENMP)
-    nth = omp_get_num_threads();
-    tid = omp_get_thread_num();
-#endif
-    if (!abuf) {
-#pragma omp atomic write
-      fail = true;
-    }
-#pragma omp barrier
-    bool stop;
-#pragma omp atomic read
-    stop = fail;
-    // Every thread sees the same flag after the barrier: all skip, so no barrier is left waiting.
-    for (i64 jc = 0; jc < N && !stop; jc += NC) {
-      const i64 nc = N - jc < NC ? N - jc : NC;
-      const i64 npan = cdiv(nc, NR);
-      const i64 mblocks = cdiv(M, MC);
-      // Split the panels into chunks when there are too few row blocks to feed every thread.
-      i64 nchunks = 1;
-      if (nth > 1) {
-        nchunks = cdiv(2 * nth, mblocks);
-        if (nchunks > npan) nchunks = npan;
-      }
-      const i64 items = mblocks * nchunks;
-      for (i64 kb = 0; kb < nkb; ++kb) {
-        const i64 pc = kb * kc_max;
-        const i64 kc = K - pc < kc_max ? K - pc : kc_max;
-        const bool first = kb == 0, last = kb == nkb - 1;
-        // Pack the B block, panels split statically over the team.
-        {
-          const i64 p0 = npan * tid / nth, p1 = npan * (tid + 1) / nth;
-          pack_b<T, NR>(b + pc * p.b_rs + jc * p.b_cs, p.b_rs, p.b_cs, kc, nc, p0, p1, bp);
-        }
-#pragma omp barrier
-        i64 packed_ib = -1;
-        // Contiguous ranges of items per thread (row-block major) so A packs are reused.
-        const i64 it0 = items * tid / nth, it1 = items * (tid + 1) / nth;
-        for (i64 it = it0; it < it1; ++it) {
-          const i64 ib = it / nchunks, ch = it % nchunks;
-          const i64 ic = ib * MC;
-          const i64 mc = M - ic < MC ? M - ic : MC;
-          if (ib != packed_ib) {
-            pack_a(a + ic * p.a_rs + pc * p.a_cs, p.a_rs, p.a_cs, mc, kc, abuf);
-            packed_ib = ib;
-          }
-          const i64 q0 = npan * ch / nchunks, q1 = npan * (ch + 1) / nchunks;
-          for (i64 q = q0; q < q1; ++q) {
-            const i64 j0 = q * NR;
-            const int n = int(nc - j0 < NR ? nc - j0 : NR);
-            const T* bpan = bp + q * kc * NR;
-            const T* bb = (last && bias) ? bias + jc + j0 : nullptr;
-            for (i64 i0 = 0; i0 < mc; i0 += MR) {
-              const int m = int(mc - i0 < MR ? mc - i0 : MR);
-              micro_kernel<Vt>(kc, abuf + i0 * kc, bpan, c + (ic + i0) * p.c_rs + jc + j0, p.c_rs, m, n, first,
-                               bb);
-            }
+  T* const bp = tls_b.get<T>(cdiv(nc_max, NR) * NR * kc_max);
+  T* const ap = tls_a.get<T>(MC * kc_max);
+  if (!bp || !ap) return false;
+  for (i64 jc = 0; jc < N; jc += NC) {
+    const i64 nc = N - jc < NC ? N - jc : NC;
+    const i64 npan = cdiv(nc, NR);
+    for (i64 kb = 0; kb < nkb; ++kb) {
+      const i64 pc = kb * kc_max;
+      const i64 kc = K - pc < kc_max ? K - pc : kc_max;
+      const bool first = kb == 0, last = kb == nkb - 1;
+      pack_b<T, NR>(b + pc * p.b_rs + jc * p.b_cs, p.b_rs, p.b_cs, kc, nc, 0, npan, bp);
+      for (i64 ic = 0; ic < M; ic += MC) {
+        const i64 mc = M - ic < MC ? M - ic : MC;
+        pack_a(a + ic * p.a_rs + pc * p.a_cs, p.a_rs, p.a_cs, mc, kc, ap);
+        // B micro-panel (kc×NR) stays in L1 across the MC/MR micro-tiles; A block in L2.
+        for (i64 q = 0; q < npan; ++q) {
+          const i64 j0 = q * NR;
+          const int n = int(nc - j0 < NR ? nc - j0 : NR);
+          const T* bb = (last && bias) ? bias + jc + j0 : nullptr;
+          for (i64 i0 = 0; i0 < mc; i0 += MR) {
+            const int m = int(mc - i0 < MR ? mc - i0 : MR);
+            micro_kernel<Vt>(kc, ap + i0 * kc, bp + q * kc * NR, c + (ic + i0) * p.c_rs + jc + j0, p.c_rs, m,
+                             n, first, bb);
           }
         }
-        // The B buffer is refilled next round: wait for everyone to finish with it.
-#pragma omp barrier
       }
     }
   }
-  return !fail;
+  return true;
+}
+
+// Splits C (M×N) into tm × tn rectangles for nth threads, rows at MR and columns at NR
+// granularity, choosing the factorization whose rectangles are closest to square (least
+// packing: each thread packs its own A rows and B columns, so there is no barrier at all;
+// the team only forks and joins, which matters on a busy machine where a barrier can wait
+// a whole scheduler slice for a descheduled thread).
+struct Split {
+  i64 tm, tn;
+};
+template <class T>
+Split split_for(i64 M, i64 N, int nth) {
+  using Vt = typename VecOf<T>::type;
+  constexpr int MR = kMR, NR = kNV * Vt::L;
+  const i64 mt = cdiv(M, MR), nt = cdiv(N, NR);
+  Split best{nth, 1};
+  double best_cost = -1;
+  for (i64 tm = 1; tm <= nth; ++tm) {
+    if (nth % tm) continue;
+    const i64 tn = nth / tm;
+    if (tm > mt || tn > nt) continue;
+    const double cost = double(M) / double(tm) + double(N) / double(tn);  // half-perimeter
+    if (best_cost < 0 || cost < best_cost) { best_cost = cost; best = Split{tm, tn}; }
+  }
+  if (best_cost < 0) best = mt >= nt ? Split{mt < nth ? mt : nth, 1} : Split{1, nt < nth ? nt : nth};
+  return best;
 }
 
 template <class T>
@@ -357,18 +349,45 @@ void gemm(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p) 
   maxth = omp_get_max_threads();
 #endif
   const double flops = 2.0 * double(p.M) * double(p.N) * double(p.K);
-  if (p.batch > 1 && maxth > 1 && flops < 8 * kParallelFlops) {
-    // Many small products: one per thread, each serial (same bits as the serial path).
-#pragma omp parallel for schedule(static) num_threads(maxth) if (flops * double(p.batch) >= kParallelFlops)
+  const int nth = team_size(flops, maxth);
+  if (p.batch > 1 && nth < maxth) {
+    // Many small products: whole products per thread, each serial (same bits as serial).
+    const int bth = team_size(flops * double(p.batch), maxth);
+#pragma omp parallel for schedule(static) num_threads(bth) if (bth > 1)
     for (i64 bt = 0; bt < p.batch; ++bt)
-      if (!gemm_one<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, 1)) {
+      if (!gemm_serial<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p.M, p.N, p)) {
 #pragma omp atomic write
         ok = false;
       }
-  } else {
-    const int nth = (maxth > 1 && flops >= kParallelFlops) ? maxth : 1;
+  } else if (nth == 1) {
     for (i64 bt = 0; bt < p.batch && ok; ++bt)
-      ok = gemm_one<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, nth);
+      ok = gemm_serial<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p.M, p.N, p);
+  } else {
+    using Vt = typename VecOf<T>::type;
+    constexpr int MR = kMR, NR = kNV * Vt::L;
+    const Split sp = split_for<T>(p.M, p.N, nth);
+    const int team = int(sp.tm * sp.tn);
+    const i64 mt = cdiv(p.M, MR), nt = cdiv(p.N, NR);
+#pragma omp parallel num_threads(team)
+    {
+      int tid = 0;
+#if defined(_OPENMP)
+      tid = omp_get_thread_num();
+#endif
+      const i64 ti = tid / sp.tn, tj = tid % sp.tn;
+      // Rectangle of micro-tiles, then of elements (the last one takes the ragged edge).
+      const i64 r0 = (mt * ti / sp.tm) * MR, r1 = (mt * (ti + 1) / sp.tm) * MR;
+      const i64 c0 = (nt * tj / sp.tn) * NR, c1 = (nt * (tj + 1) / sp.tn) * NR;
+      const i64 m = (r1 < p.M ? r1 : p.M) - r0, n = (c1 < p.N ? c1 : p.N) - c0;
+      bool mine = true;
+      for (i64 bt = 0; bt < p.batch && mine; ++bt)
+        mine = gemm_serial<T>(a + bt * p.a_bs + r0 * p.a_rs, b + bt * p.b_bs + c0 * p.b_cs, bias ? bias + c0 : nullptr,
+                              c + bt * p.c_bs + r0 * p.c_rs + c0, m, n, p);
+      if (!mine) {
+#pragma omp atomic write
+        ok = false;
+      }
+    }
   }
   if (!ok) throw std::bad_alloc();  // outside any parallel region: pybind11 makes it MemoryError
 }
