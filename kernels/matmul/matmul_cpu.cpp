@@ -248,11 +248,12 @@ template <class T> struct Blocking;
 template <> struct Blocking<float> { static constexpr i64 KC = 256, MCP = 16, NC = 4096; };
 template <> struct Blocking<double> { static constexpr i64 KC = 192, MCP = 12, NC = 2048; };
 
-// Each thread of a team gets at least this many flops. Measured on 2 cores (Zen 4): 2 threads
-// gave 1.3x at 5.5 MFLOP (100×96×288) and 1.25x at 2.1 MFLOP (64×128×128), but a team on a
-// busy machine can wait milliseconds in a barrier for a descheduled thread, so the gain at
-// the smallest sizes is not worth that risk.
-constexpr double kParallelFlops = 2.0e6;
+// Each thread of a team gets at least this many flops. Measured on 2 shared cores (Zen 4,
+// bench/bench_matmul.py and a 1-vs-2-thread loop): a second thread saved ~15 us of ~70 us at
+// 5.5 MFLOP (100×96×288) when the machine was quiet, but when another process held the
+// second core the fork/join waited for a scheduler slice (medians of 0.05..55 ms for the
+// same call). Below ~8 MFLOP for two threads the expected gain is not worth that risk.
+constexpr double kParallelFlops = 4.0e6;
 
 inline int team_size(double flops, int maxth) {
   const double t = flops / kParallelFlops;
