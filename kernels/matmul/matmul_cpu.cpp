@@ -248,12 +248,13 @@ template <class T> struct Blocking;
 template <> struct Blocking<float> { static constexpr i64 KC = 256, MCP = 16, NC = 4096; };
 template <> struct Blocking<double> { static constexpr i64 KC = 192, MCP = 12, NC = 2048; };
 
-// Each thread of a team gets at least this many flops. Measured on 2 shared cores (Zen 4,
-// bench/bench_matmul.py and a 1-vs-2-thread loop): a second thread saved ~15 us of ~70 us at
-// 5.5 MFLOP (100×96×288) when the machine was quiet, but when another process held the
-// second core the fork/join waited for a scheduler slice (medians of 0.05..55 ms for the
-// same call). Below ~8 MFLOP for two threads the expected gain is not worth that risk.
-constexpr double kParallelFlops = 4.0e6;
+// Each thread of a team gets at least this many flops (so two threads from 4 MFLOP).
+// Measured on 2 shared cores (Zen 4), 1 vs 2 threads in separate processes: 64×128×128
+// (2.1 MFLOP) 27 -> 21 us, 100×96×288 (5.5 MFLOP) 68 -> 53 us, 128×64×2048 410 -> 305 us;
+// below ~2 MFLOP the gain is a few microseconds, while a fork/join on a machine where
+// another process holds the second core can wait a scheduler slice (we saw 54 ms medians
+// for 64×128×128 with two threads under load): not worth it.
+constexpr double kParallelFlops = 2.0e6;
 
 inline int team_size(double flops, int maxth) {
   const double t = flops / kParallelFlops;
