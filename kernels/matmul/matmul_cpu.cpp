@@ -4,7 +4,7 @@
 //     for ic (MC rows)  pack A block -> MR×KC panels
 //       for each NR panel, each MR panel: register-blocked micro-kernel MR×NR over kc
 // Variants (one per ISA build, picked at run time), MR×NR in registers:
-//   AVX-512: float 12×32 (24 zmm accumulators), double 12×16
+//   AVX-512: float 14×32 (28 zmm accumulators), double 14×16
 //   AVX2+FMA: float 6×16 (12 ymm), double 6×8
 //   generic:  GCC/Clang 16-byte vector extensions (SSE2 on x86), float 6×8, double 6×4
 // Edges: packing pads partial panels with zeros; a partial C tile goes through a temporary
@@ -73,7 +73,7 @@ struct VecD {
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
 };
-constexpr int kMR = 12;  // 12×2 accumulators + 2 B vectors + 1 broadcast = 27 of 32 zmm
+constexpr int kMR = 14;  // 14×2 accumulators + 2 B vectors + 1 broadcast = 31 of 32 zmm
 #elif defined(__AVX2__)
 struct VecF {
   using T = float; using V = __m256; static constexpr int L = 8;
