@@ -212,6 +212,9 @@ def test_against_torch(impl):
     bb = g.standard_normal((4, 25, 20)).astype(np.float32)
     tc = torch.matmul(torch.tensor(a, dtype=torch.float64), torch.tensor(bb, dtype=torch.float64).transpose(1, 2))
     _close(pf.ops.matmul(a, bb, trans_b=True, impl=impl), tc.numpy(), np.float32, 20, "matmul")
+    # torch tensors are accepted as inputs (converted, as every op does)
+    _close(pf.ops.matmul(torch.from_numpy(a), torch.from_numpy(bb).transpose(1, 2), impl=impl), tc.numpy(),
+           np.float32, 20, "torch tensors in")
 
 
 def test_every_simd_path():
