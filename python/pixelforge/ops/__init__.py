@@ -14,6 +14,7 @@ _OPS = {
     "reparameterize": "reparameterize", "reparameterize_backward": "reparameterize",
     "gaussian_kl": "reparameterize", "gaussian_kl_backward": "reparameterize",
     "add_noise": "add_noise", "get_velocity": "add_noise",
+    "matmul": "matmul", "linear": "matmul", "linear_backward": "matmul",
 }
 
 __all__ = sorted(_OPS)
