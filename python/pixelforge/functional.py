@@ -222,6 +222,12 @@ def _fused_rows_norm(x, rows2d, groups, inner, w, b, eps, wshape):
     return _node(y, parents, bw)
 
 
+def _empty_norm(x, w, b):
+    """An empty batch: empty output, zero parameter gradients."""
+    params = tuple(p for p in (w, b) if p is not None)
+    return _node(x.data.copy(), (x,) + params, lambda g: [g] + [_xp(p.data).zeros_like(p.data) for p in params])
+
+
 def _use_fused(a, *params):
     if not isinstance(a, np.ndarray) or a.dtype not in _FAST_DTYPES["cpu"] or _numba_norm() is None:
         return False
@@ -244,6 +250,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
     for name, p in (("weight", w), ("bias", b)):
         if p is not None and p.data.shape != (c,):
             raise ValueError(f"{name}: expected shape ({c},), got {tuple(p.data.shape)}")
+    if a.size == 0:
+        return _empty_norm(x, w, b)
     if _use_fused(a, w, b):
         inner = int(np.prod(a.shape[2:], dtype=np.int64))
         return _fused_rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,))
@@ -288,6 +296,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
     for name, p in (("weight", w), ("bias", b)):
         if p is not None and p.data.shape != normalized_shape:
             raise ValueError(f"{name}: expected shape {normalized_shape}, got {tuple(p.data.shape)}")
+    if a.size == 0:
+        return _empty_norm(x, w, b)
     if _use_fused(a, w, b):
         m = int(np.prod(normalized_shape, dtype=np.int64))
         return _fused_rows_norm(x, _contig(a).reshape(-1, m), 1, 1, w, b, eps, normalized_shape)
