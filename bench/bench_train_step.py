@@ -8,11 +8,18 @@ it runs without the conv kernels and shows the autograd overhead alone.
 pytest: ``pytest bench/bench_train_step.py`` (rates are GFLOP/s of the step's convolutions and
 matmuls, 3x the forward count; the ratio column is against torch in the same run).
 Interleaved medians (what bench/RESULTS_train_step.md records):
-``PYTHONPATH=python python bench/bench_train_step.py``.
+``PYTHONPATH=python python bench/bench_train_step.py`` (2 threads, wall time), and
+``... bench_train_step.py --single``: one thread for every library (OpenMP, OpenBLAS, torch) and
+the main thread's CPU time per step, which a busy shared machine disturbs far less than wall time.
 """
 import os
 import sys
 import time
+
+if __name__ == "__main__" and "--single" in sys.argv:
+    # before NumPy/torch load their thread pools
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
 
 import numpy as np
 import pytest
@@ -124,10 +131,10 @@ def test_train_step_torch(record, case):
     record(step, group=f"train step {case}", name="torch", amount=step_flops(case), unit="GFLOP/s", alt=True)
 
 
-def interleaved(case, seconds=6.0, inner=5):
+def interleaved(case, seconds=6.0, inner=5, clock=time.perf_counter, threads=None):
     """Median step times (pixelforge, torch) in ms, measured alternately in one process."""
     import torch
-    torch.set_num_threads(pf.info()["cpu"]["threads"])
+    torch.set_num_threads(threads or pf.info()["cpu"]["threads"])
     fns = {"pixelforge": make_pf_step(case), "torch": make_torch_step(case)}
     for f in fns.values():
         for _ in range(3):
@@ -136,20 +143,23 @@ def interleaved(case, seconds=6.0, inner=5):
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(inner):
                 f()
-            times[k].append((time.perf_counter() - t0) / inner * 1e3)
+            times[k].append((clock() - t0) / inner * 1e3)
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
 if __name__ == "__main__":
     secs = float(os.environ.get("BENCH_SECONDS", "6"))
+    single = "--single" in sys.argv
     cases = [c for c in CASES if not c.startswith("conv") or _has_conv()]
-    print(f"threads={pf.info()['cpu']['threads']} isa={pf.info()['cpu']['isa']}", file=sys.stderr)
+    print(f"threads={pf.info()['cpu']['threads']} isa={pf.info()['cpu']['isa']} "
+          f"{'1 thread, thread CPU time' if single else 'wall time'}; load {os.getloadavg()}", file=sys.stderr)
     print("| case | pixelforge ms/step | torch ms/step | speed-up (torch / pixelforge) |")
     print("|---|---|---|---|")
     for case in cases:
-        t = interleaved(case, secs)
+        t = interleaved(case, secs, clock=time.thread_time if single else time.perf_counter,
+                        threads=1 if single else None)
         print(f"| {case} | {t['pixelforge']:.3f} | {t['torch']:.3f} | {t['torch'] / t['pixelforge']:.2f}x |",
               flush=True)

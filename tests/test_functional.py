@@ -151,6 +151,19 @@ def test_layer_norm(shape, norm, norm_path):
                   *[a.astype(np.float32) for a in args])
 
 
+@pytest.mark.parametrize("act,alpha", [("silu", None), ("relu", None), ("lrelu", 0.1), ("gelu", None),
+                                       ("tanh", None), ("sigmoid", None)])
+def test_group_norm_fused_activation(act, alpha, norm_path):
+    x = r(2, 4, 3, 3) + 0.3
+    gradcheck(lambda x, w, b: F.group_norm(x, 2, w, b, act=act, alpha=alpha), x, r(4, seed=1), r(4, seed=2),
+              rtol=1e-5, atol=1e-6)
+    # equals the unfused composition
+    w, b = pf.Tensor(r(4, seed=1)), pf.Tensor(r(4, seed=2))
+    fused = F.group_norm(pf.Tensor(x), 2, w, b, act=act, alpha=alpha).numpy()
+    plain = F.bias_act(F.group_norm(pf.Tensor(x), 2, w, b), None, 0, act, alpha, 1.0).numpy()
+    np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-12)
+
+
 def test_norms_parallel_kernel(monkeypatch):
     if F._numba_norm() is None:
         pytest.skip("numba not installed")
@@ -160,6 +173,8 @@ def test_norms_parallel_kernel(monkeypatch):
               rtol=1e-5, atol=1e-6)
     gradcheck(lambda x, w, b: F.layer_norm(x, (3, 4), w, b), r(2, 3, 4), r(3, 4, seed=1), r(3, 4, seed=2),
               rtol=1e-5, atol=1e-6)
+    gradcheck(lambda x, w, b: F.group_norm(x, 3, w, b, act="silu"), r(2, 6, 3, 5) + 1, r(6, seed=1),
+              r(6, seed=2), rtol=1e-5, atol=1e-6)
 
 
 def test_norms_edge_inputs(norm_path):
@@ -339,6 +354,8 @@ def test_errors():
         F.layer_norm(x, (5,))
     with pytest.raises(ValueError, match="weight"):
         F.group_norm(pf.Tensor(f32(2, 6, 3)), 2, pf.Tensor(f32(4)))
+    with pytest.raises(ValueError, match="act"):
+        F.group_norm(pf.Tensor(f32(2, 6, 3)), 2, act="swish2")
     with pytest.raises(ValueError, match="target"):
         F.mse_loss(x, pf.Tensor(f32(2, 3)))
     with pytest.raises(ValueError, match="reduction"):

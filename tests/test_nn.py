@@ -80,6 +80,16 @@ def test_norms_torch():
     compare_with_torch(nn.LayerNorm((2, 4), bias=False), torch.nn.LayerNorm((2, 4), bias=False), f32(3, 2, 4))
 
 
+@pytest.mark.parametrize("act", ["SiLU", "ReLU", "LeakyReLU", "GELU", "Tanh", "Sigmoid"])
+def test_sequential_fuses_groupnorm_activation_torch(act):
+    # Sequential runs GroupNorm + activation as one fused kernel pass: same results as torch
+    torch = pytest.importorskip("torch")
+    compare_with_torch(nn.Sequential(nn.GroupNorm(2, 4), getattr(nn, act)(), nn.Flatten(), nn.Linear(20, 3)),
+                       torch.nn.Sequential(torch.nn.GroupNorm(2, 4), getattr(torch.nn, act)(), torch.nn.Flatten(),
+                                           torch.nn.Linear(20, 3)),
+                       f32(3, 4, 5) * 2, grad_atol=3e-5)
+
+
 def test_embedding_torch():
     torch = pytest.importorskip("torch")
     pm, tm = nn.Embedding(10, 4, padding_idx=0), torch.nn.Embedding(10, 4, padding_idx=0)

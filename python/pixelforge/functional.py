@@ -196,22 +196,21 @@ def _numba_norm():
 _NORM: dict = {}
 
 
-def _fused_rows_norm(x, rows2d, groups, inner, w, b, eps, wshape):
-    """Normalization node over rows on the CPU with the fused Numba kernels.
-
-    rows2d: x's data as (N, ...) C-contiguous with N * groups rows; w, b: Tensors or None whose
-    flattened data is indexed (group * cpg + c); wshape: their shape."""
+def _fused_rows_norm(x, rows2d, groups, inner, w, b, eps, wshape, act=0, alpha=0.0):
+    """Normalization (+ activation code ``act``) node over rows on the CPU with the fused Numba
+    kernels. rows2d: x's data as (N, ...) C-contiguous with N * groups rows; w, b: Tensors or
+    None whose flattened data is indexed (group * cpg + c); wshape: their shape."""
     k = _numba_norm()
     W = None if w is None else _contig(w.data)
     B = None if b is None else _contig(b.data)
-    y, mean, rstd = k.forward(rows2d, W, B, groups, inner, eps)
+    y, mean, rstd = k.forward(rows2d, W, B, groups, inner, eps, act, alpha)
     shape, dt = x.data.shape, x.data.dtype
     parents = (x,) + tuple(p for p in (w, b) if p is not None)
     y = y.reshape(shape)
 
     def bw(g):
-        gx, pw, pb = k.backward(_contig(g).reshape(rows2d.shape), rows2d, W, mean, rstd, groups, inner,
-                                x.requires_grad)
+        gx, pw, pb = k.backward(_contig(g).reshape(rows2d.shape), rows2d, W, B, mean, rstd, groups, inner,
+                                x.requires_grad, act, alpha)
         res = [None if gx is None else gx.reshape(shape)]
         width = pw.shape[1] * groups
         if w is not None:
@@ -234,9 +233,24 @@ def _use_fused(a, *params):
     return all(p is None or p.data.dtype == a.dtype for p in params)
 
 
-def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A002
+def _act_code(act, alpha):
+    """(code, alpha) of a bias_act activation name applied after a norm (None: no activation)."""
+    if act is None:
+        return 0, 0.0
+    from .ops.bias_act import ACTIVATIONS  # noqa: PLC0415
+    if act not in ACTIVATIONS:
+        raise ValueError(f"act: unknown activation {act!r}; expected None or one of {tuple(ACTIVATIONS)}")
+    code, da, _ = ACTIVATIONS[act]
+    return code, float(da if alpha is None else alpha)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, act=None, alpha=None):  # noqa: A002
     """GroupNorm. input (N, C, *), weight/bias (C,) or None; C % num_groups == 0.
+
+    pixelforge extension: ``act`` ("relu", "lrelu" with slope ``alpha``, "silu", "gelu", "tanh",
+    "sigmoid"; gain 1) is applied after the affine in the same pass.
     CPU: one fused Numba pass forward and one backward; otherwise one vectorized pass each."""
+    code, alpha = _act_code(act, alpha)
     x = _t(input)
     a = x.data
     if a.ndim < 2:
@@ -254,7 +268,9 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
         return _empty_norm(x, w, b)
     if _use_fused(a, w, b):
         inner = int(np.prod(a.shape[2:], dtype=np.int64))
-        return _fused_rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,))
+        return _fused_rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,), code, alpha)
+    if code:
+        return _bias_act(group_norm(x, num_groups, w, b, eps), None, 0, act, alpha, 1.0, -1.0)
     ar = a.reshape(n, num_groups, a.size // max(n * num_groups, 1))
     xhat, rstd = _refnorm.normalize(ar, -1, eps)
     cshape = (1, c) + (1,) * (a.ndim - 2)

@@ -123,6 +123,9 @@ class ConvTranspose2d(Module):
 
 
 class GroupNorm(Module):
+    """torch's GroupNorm. ``forward(x, act=None, alpha=None)`` may apply an activation in the same
+    fused pass; :class:`Sequential` does that for a GroupNorm directly followed by an activation."""
+
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float32):
         super().__init__()
         self.num_groups = _pos_int(num_groups, "num_groups")
@@ -138,11 +141,11 @@ class GroupNorm(Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
 
-    def forward(self, x):
+    def forward(self, x, act=None, alpha=None):
         c = x.shape[1] if len(x.shape) >= 2 else None
         if c != self.num_channels:
             raise ValueError(f"input: GroupNorm expects (N, {self.num_channels}, *), got shape {tuple(x.shape)}")
-        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps, act=act, alpha=alpha)
 
     def extra_repr(self):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
@@ -286,8 +289,18 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
+        mods = list(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if i + 1 < n and type(m) is GroupNorm:
+                fused = _fusable_act(mods[i + 1])
+                if fused is not None:  # GroupNorm + activation: one kernel pass each way
+                    x = m(x, act=fused[0], alpha=fused[1])
+                    i += 2
+                    continue
             x = m(x)
+            i += 1
         return x
 
     def __getitem__(self, i):
@@ -305,6 +318,24 @@ class Sequential(Module):
     def append(self, m):
         self.add_module(str(len(self._modules)), m)
         return self
+
+
+def _fusable_act(m):
+    """(bias_act name, alpha) for an activation layer a GroupNorm can apply in its own pass."""
+    t = type(m)
+    if t is SiLU:
+        return "silu", None
+    if t is ReLU:
+        return "relu", None
+    if t is LeakyReLU:
+        return "lrelu", m.negative_slope
+    if t is Tanh:
+        return "tanh", None
+    if t is Sigmoid:
+        return "sigmoid", None
+    if t is GELU and m.approximate == "none":
+        return "gelu", None
+    return None
 
 
 class ModuleList(Module):

@@ -5,6 +5,8 @@ dweight/dbias that the caller reduces in a fixed order, so results do not depend
 Layout: x viewed as rows (R, M). GroupNorm: row = (n, group), M = channels_per_group * inner,
 inner = H*W, and the affine index of element (c, k) in row r is group*cpg + c. LayerNorm:
 G = 1, inner = 1, cpg = M (the affine index is the element's position in the row).
+An activation (the codes of ops/_numba/scalar.py, shared with bias_act) may follow the affine
+in the same pass: GroupNorm + SiLU is one kernel forward and one backward.
 Statistics accumulate in float64. Variants: parallel over rows (prange) for large inputs,
 serial below PARALLEL_MIN elements. The readable reference is ops/_ref/norm.py.
 """
@@ -14,15 +16,25 @@ import numba
 import numpy as np
 from numba import prange
 
+from . import scalar
+from ._jit import cpu_fn
+
 # below this many elements a thread team costs more than it saves (and spins on a busy machine)
 PARALLEL_MIN = 1 << 18
+
+
+# reductions may be reassociated (vectorized); no nnan/ninf, so NaN and inf still propagate
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+
+_act = cpu_fn(scalar.act_forward)
+_act_grad = cpu_fn(scalar.act_grad)
 
 
 def _make(parallel):
     rng = prange if parallel else range
 
-    @numba.njit(parallel=parallel, cache=False)
-    def fwd(x, w, b, has_w, has_b, y, mean, rstd, rows, m, groups, inner, eps):
+    @numba.njit(parallel=parallel, fastmath=_FASTMATH, cache=False)
+    def fwd(x, w, b, has_w, has_b, y, mean, rstd, rows, m, groups, inner, eps, act, alpha):
         # x, y: (rows*m,) flat; w, b: (groups*cpg,); mean, rstd: (rows,)
         cpg = m // inner
         for r in rng(rows):
@@ -43,12 +55,17 @@ def _make(parallel):
                 wa = w[a0 + c] * rs if has_w else rs
                 ba = b[a0 + c] if has_b else 0.0
                 off = base + c * inner
-                for k in range(inner):
-                    y[off + k] = (x[off + k] - mu) * wa + ba
+                if act == 0:
+                    for k in range(inner):
+                        y[off + k] = (x[off + k] - mu) * wa + ba
+                else:
+                    for k in range(inner):
+                        y[off + k] = _act(act, (x[off + k] - mu) * wa + ba, alpha)
 
-    @numba.njit(parallel=parallel, cache=False)
-    def bwd(gy, x, w, has_w, mean, rstd, gx, need_x, pw, pb, rows, m, groups, inner):
-        # pw, pb: (rows, cpg) partial sums of gy * xhat and gy for dweight / dbias
+    @numba.njit(parallel=parallel, fastmath=_FASTMATH, cache=False)
+    def bwd(gy, x, w, b, has_w, has_b, mean, rstd, gx, need_x, pw, pb, rows, m, groups, inner, act, alpha):
+        # gx: (rows*m,) output, also scratch for the pre-activation gradient
+        # pw, pb: (rows, cpg) partial sums of g * xhat and g for dweight / dbias
         cpg = m // inner
         for r in rng(rows):
             base = r * m
@@ -59,15 +76,24 @@ def _make(parallel):
             s2 = 0.0
             for c in range(cpg):
                 off = base + c * inner
+                wa = w[a0 + c] if has_w else 1.0
                 acc_g = 0.0
                 acc_gx = 0.0
-                for k in range(inner):
-                    gv = gy[off + k]
-                    acc_g += gv
-                    acc_gx += gv * ((x[off + k] - mu) * rs)
+                if act == 0:
+                    for k in range(inner):
+                        gv = gy[off + k]
+                        acc_g += gv
+                        acc_gx += gv * ((x[off + k] - mu) * rs)
+                else:
+                    ba = b[a0 + c] if has_b else 0.0
+                    for k in range(inner):
+                        xh = (x[off + k] - mu) * rs
+                        gv = gy[off + k] * _act_grad(act, xh * wa + ba, alpha)
+                        gx[off + k] = gv
+                        acc_g += gv
+                        acc_gx += gv * xh
                 pb[r, c] = acc_g
                 pw[r, c] = acc_gx
-                wa = w[a0 + c] if has_w else 1.0
                 s1 += wa * acc_g
                 s2 += wa * acc_gx
             if need_x:
@@ -77,9 +103,14 @@ def _make(parallel):
                 for c in range(cpg):
                     wa = w[a0 + c] if has_w else 1.0
                     off = base + c * inner
-                    for k in range(inner):
-                        xh = (x[off + k] - mu) * rs
-                        gx[off + k] = rs * (gy[off + k] * wa - m1 - xh * m2)
+                    if act == 0:
+                        for k in range(inner):
+                            xh = (x[off + k] - mu) * rs
+                            gx[off + k] = rs * (gy[off + k] * wa - m1 - xh * m2)
+                    else:
+                        for k in range(inner):
+                            xh = (x[off + k] - mu) * rs
+                            gx[off + k] = rs * (gx[off + k] * wa - m1 - xh * m2)
     return fwd, bwd
 
 
@@ -93,8 +124,9 @@ def _get(n):
     return _kernels[par]
 
 
-def forward(x, w, b, groups, inner, eps):
-    """x: C-contiguous (N, ...) with rows = N*groups; w, b: (groups*cpg,) or None.
+def forward(x, w, b, groups, inner, eps, act=0, alpha=0.0):
+    """x: C-contiguous (N, ...) with rows = N*groups; w, b: (groups*cpg,) or None; act: an
+    activation code of ops/_numba/scalar.py applied after the affine (0 = none).
     Returns (y, mean, rstd) with mean/rstd float64 (rows,)."""
     rows = x.shape[0] * groups
     m = x.size // rows if rows else 0
@@ -104,20 +136,22 @@ def forward(x, w, b, groups, inner, eps):
     if x.size:
         dummy = np.zeros(1, x.dtype)
         _get(x.size)[0](x.reshape(-1), dummy if w is None else w.reshape(-1), dummy if b is None else b.reshape(-1),
-                        w is not None, b is not None, y.reshape(-1), mean, rstd, rows, m, groups, inner, float(eps))
+                        w is not None, b is not None, y.reshape(-1), mean, rstd, rows, m, groups, inner, float(eps),
+                        int(act), float(alpha))
     return y, mean, rstd
 
 
-def backward(gy, x, w, mean, rstd, groups, inner, need_x=True):
+def backward(gy, x, w, b, mean, rstd, groups, inner, need_x=True, act=0, alpha=0.0):
     """Returns (dx or None, pw, pb): pw/pb (rows, cpg) float64 partial sums for dweight/dbias."""
     rows = x.shape[0] * groups
     m = x.size // rows if rows else 0
     cpg = m // inner if inner else 0
-    gx = np.empty_like(x) if need_x else np.empty(1, x.dtype)
+    gx = np.empty_like(x) if (need_x or act) else np.empty(1, x.dtype)
     pw = np.zeros((rows, cpg), np.float64)
     pb = np.zeros((rows, cpg), np.float64)
     if x.size:
         dummy = np.zeros(1, x.dtype)
-        _get(x.size)[1](gy.reshape(-1), x.reshape(-1), dummy if w is None else w.reshape(-1), w is not None, mean,
-                        rstd, gx.reshape(-1), need_x, pw, pb, rows, m, groups, inner)
+        _get(x.size)[1](gy.reshape(-1), x.reshape(-1), dummy if w is None else w.reshape(-1),
+                        dummy if b is None else b.reshape(-1), w is not None, b is not None, mean, rstd,
+                        gx.reshape(-1), need_x, pw, pb, rows, m, groups, inner, int(act), float(alpha))
     return (gx if need_x else None), pw, pb
