@@ -28,24 +28,121 @@ _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 _act = cpu_fn(scalar.act_forward)
 _act_grad = cpu_fn(scalar.act_grad)
+_CHUNK = 256
+
+
+_MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer held in the low bits
+_MAGIC_BITS = 0x4338000000000000
+
+
+# no reassociation here: (y + MAGIC) - MAGIC must not fold back to y
+@numba.njit(fastmath={"contract"}, cache=False)
+def _exp_neg(v, e, a, n, hi):
+    """e[k] = exp(-v[k]) for k < n in three vectorizable loops: Cody-Waite reduction
+    t = q*ln2 + r (|r| <= ln2/2, q rounded with the 1.5*2^52 trick), a degree-13 Taylor
+    polynomial for exp(r) (relative error < 1e-16), and 2^q assembled in the exponent bits.
+    libm's exp in a loop stays scalar (~5 ns/element, no SVML here) and made SiLU the most
+    expensive part of a small conv net's training step. ``hi``: float64 data (degree 13);
+    float32 data needs only degree 8 (relative error < 4e-10). a: float64 scratch (>= n)."""
+    for k in range(n):
+        t = -v[k]
+        t = t if t > -700.0 else -700.0
+        t = t if t < 700.0 else 700.0
+        ak = t * 1.4426950408889634 + _MAGIC
+        qf = ak - _MAGIC
+        r = t - qf * 0.6931471803691238 - qf * 1.9082149292705877e-10
+        if hi:
+            p = 1.0 / 6227020800.0
+            p = p * r + 1.0 / 479001600.0
+            p = p * r + 1.0 / 39916800.0
+            p = p * r + 1.0 / 3628800.0
+            p = p * r + 1.0 / 362880.0
+            p = p * r + 1.0 / 40320.0
+        else:
+            p = 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        e[k] = p
+        a[k] = ak
+    bits = a.view(np.int64)
+    for k in range(n):
+        bits[k] = (bits[k] - _MAGIC_BITS + 1023) << 52
+    for k in range(n):
+        e[k] *= a[k]
+
+
+@numba.njit(fastmath=_FASTMATH, cache=False)
+def _act_inplace(ys, act, alpha, e, a):
+    """ys = act(ys); SiLU / sigmoid through the vectorized exp, in chunks (e, a: scratch)."""
+    n = ys.size
+    hi = ys.itemsize == 8
+    if act == scalar.SILU or act == scalar.SIGMOID:
+        for k0 in range(0, n, _CHUNK):
+            kn = min(_CHUNK, n - k0)
+            seg = ys[k0:k0 + kn]
+            _exp_neg(seg, e, a, kn, hi)
+            if act == scalar.SILU:
+                for k in range(kn):
+                    seg[k] = seg[k] / (1.0 + e[k])
+            else:
+                for k in range(kn):
+                    seg[k] = 1.0 / (1.0 + e[k])
+    else:
+        for k in range(n):
+            ys[k] = _act(act, ys[k], alpha)
+
+
+@numba.njit(fastmath=_FASTMATH, cache=False)
+def _act_grad_inplace(vs, gs, act, alpha, e, a):
+    """vs (pre-activation values) becomes gs * act'(vs) (e, a: scratch)."""
+    n = vs.size
+    hi = vs.itemsize == 8
+    if act == scalar.SILU or act == scalar.SIGMOID:
+        for k0 in range(0, n, _CHUNK):
+            kn = min(_CHUNK, n - k0)
+            seg = vs[k0:k0 + kn]
+            gseg = gs[k0:k0 + kn]
+            _exp_neg(seg, e, a, kn, hi)
+            if act == scalar.SILU:
+                for k in range(kn):
+                    sg = 1.0 / (1.0 + e[k])
+                    seg[k] = gseg[k] * (sg * (1.0 + seg[k] * (1.0 - sg)))
+            else:
+                for k in range(kn):
+                    sg = 1.0 / (1.0 + e[k])
+                    seg[k] = gseg[k] * (sg * (1.0 - sg))
+    else:
+        for k in range(n):
+            vs[k] = gs[k] * _act_grad(act, vs[k], alpha)
 
 
 def _make(parallel):
     rng = prange if parallel else range
+    # Loops run over 1-D slices (xs[k], not x[off + k]): with a flat offset index LLVM keeps
+    # them scalar (measured 7x slower), over a slice it vectorizes.
 
     @numba.njit(parallel=parallel, fastmath=_FASTMATH, cache=False)
     def fwd(x, w, b, has_w, has_b, y, mean, rstd, rows, m, groups, inner, eps, act, alpha):
         # x, y: (rows*m,) flat; w, b: (groups*cpg,); mean, rstd: (rows,)
         cpg = m // inner
         for r in rng(rows):
-            base = r * m
+            e = np.empty(_CHUNK, np.float64)
+            a = np.empty(_CHUNK, np.float64)
+            xr = x[r * m:(r + 1) * m]
+            yr = y[r * m:(r + 1) * m]
             s = 0.0
             for j in range(m):
-                s += x[base + j]
+                s += xr[j]
             mu = s / m
             ss = 0.0
             for j in range(m):
-                d = x[base + j] - mu
+                d = xr[j] - mu
                 ss += d * d
             rs = 1.0 / math.sqrt(ss / m + eps)
             mean[r] = mu
@@ -53,14 +150,13 @@ def _make(parallel):
             a0 = (r % groups) * cpg
             for c in range(cpg):
                 wa = w[a0 + c] * rs if has_w else rs
-                ba = b[a0 + c] if has_b else 0.0
-                off = base + c * inner
-                if act == 0:
-                    for k in range(inner):
-                        y[off + k] = (x[off + k] - mu) * wa + ba
-                else:
-                    for k in range(inner):
-                        y[off + k] = _act(act, (x[off + k] - mu) * wa + ba, alpha)
+                ba = (b[a0 + c] if has_b else 0.0) - mu * wa
+                xs = xr[c * inner:(c + 1) * inner]
+                ys = yr[c * inner:(c + 1) * inner]
+                for k in range(inner):
+                    ys[k] = xs[k] * wa + ba
+                if act != 0:
+                    _act_inplace(ys, act, alpha, e, a)
 
     @numba.njit(parallel=parallel, fastmath=_FASTMATH, cache=False)
     def bwd(gy, x, w, b, has_w, has_b, mean, rstd, gx, need_x, pw, pb, rows, m, groups, inner, act, alpha):
@@ -68,30 +164,35 @@ def _make(parallel):
         # pw, pb: (rows, cpg) partial sums of g * xhat and g for dweight / dbias
         cpg = m // inner
         for r in rng(rows):
-            base = r * m
+            e = np.empty(_CHUNK, np.float64)
+            a = np.empty(_CHUNK, np.float64)
+            xr = x[r * m:(r + 1) * m]
+            gr = gy[r * m:(r + 1) * m]
+            dr = gx[r * m:(r + 1) * m]
             mu = mean[r]
             rs = rstd[r]
             a0 = (r % groups) * cpg
             s1 = 0.0
             s2 = 0.0
             for c in range(cpg):
-                off = base + c * inner
+                xs = xr[c * inner:(c + 1) * inner]
                 wa = w[a0 + c] if has_w else 1.0
+                if act == 0:
+                    gs = gr[c * inner:(c + 1) * inner]
+                else:
+                    # pre-activation gradient into the dx buffer: g * act'(xhat * w + b)
+                    gs = dr[c * inner:(c + 1) * inner]
+                    wv = wa * rs
+                    bv = (b[a0 + c] if has_b else 0.0) - mu * wv
+                    for k in range(inner):
+                        gs[k] = xs[k] * wv + bv
+                    _act_grad_inplace(gs, gr[c * inner:(c + 1) * inner], act, alpha, e, a)
                 acc_g = 0.0
                 acc_gx = 0.0
-                if act == 0:
-                    for k in range(inner):
-                        gv = gy[off + k]
-                        acc_g += gv
-                        acc_gx += gv * ((x[off + k] - mu) * rs)
-                else:
-                    ba = b[a0 + c] if has_b else 0.0
-                    for k in range(inner):
-                        xh = (x[off + k] - mu) * rs
-                        gv = gy[off + k] * _act_grad(act, xh * wa + ba, alpha)
-                        gx[off + k] = gv
-                        acc_g += gv
-                        acc_gx += gv * xh
+                for k in range(inner):
+                    gv = gs[k]
+                    acc_g += gv
+                    acc_gx += gv * ((xs[k] - mu) * rs)
                 pb[r, c] = acc_g
                 pw[r, c] = acc_gx
                 s1 += wa * acc_g
@@ -102,15 +203,14 @@ def _make(parallel):
                 m2 = s2 / m
                 for c in range(cpg):
                     wa = w[a0 + c] if has_w else 1.0
-                    off = base + c * inner
-                    if act == 0:
-                        for k in range(inner):
-                            xh = (x[off + k] - mu) * rs
-                            gx[off + k] = rs * (gy[off + k] * wa - m1 - xh * m2)
-                    else:
-                        for k in range(inner):
-                            xh = (x[off + k] - mu) * rs
-                            gx[off + k] = rs * (gx[off + k] * wa - m1 - xh * m2)
+                    xs = xr[c * inner:(c + 1) * inner]
+                    ds = dr[c * inner:(c + 1) * inner]
+                    gs = gr[c * inner:(c + 1) * inner] if act == 0 else ds
+                    ca = rs * wa
+                    cb = -rs * (m1 - mu * rs * m2)
+                    cx = -rs * rs * m2
+                    for k in range(inner):
+                        ds[k] = gs[k] * ca + xs[k] * cx + cb
     return fwd, bwd
 
 
