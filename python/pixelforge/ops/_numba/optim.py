@@ -68,30 +68,61 @@ PARALLEL_MIN = 1 << 20
 
 
 def _make_cpu(parallel):
-    rng = prange if parallel else range
+    # Serial: loops over 1-D slices, which LLVM vectorizes (a flat offset index stays scalar).
+    # Parallel: prange over the flat index; numba's parfor lowering gave wrong results for the
+    # slice form with a tuple-returning helper (seen with numba 0.68), so it keeps the index form.
+    if parallel:
+        @numba.njit(parallel=True, cache=False)
+        def adam(p, g, m, v, starts, ends, lr, beta1, beta2, eps, wd, decoupled, step_size, inv_sqrt_bc2):
+            for r in range(starts.size):
+                ss, ib = step_size[r], inv_sqrt_bc2[r]
+                for i in prange(starts[r], ends[r]):
+                    pi, mi, vi = _adam1(p[i], g[i], m[i], v[i], lr, beta1, beta2, eps, wd, decoupled, ss, ib)
+                    p[i] = pi
+                    m[i] = mi
+                    v[i] = vi
 
-    @numba.njit(parallel=parallel, cache=False)
+        @numba.njit(parallel=True, cache=False)
+        def sgd(p, g, buf, starts, ends, lr, momentum, dampening, wd, nesterov, first):
+            for r in range(starts.size):
+                fr = first[r]
+                for i in prange(starts[r], ends[r]):
+                    pi, bi = _sgd1(p[i], g[i], buf[i], lr, momentum, dampening, wd, nesterov, fr)
+                    p[i] = pi
+                    buf[i] = bi
+
+        @numba.njit(parallel=True, cache=False)
+        def ema(s, p, decay):
+            for i in prange(s.size):
+                s[i] = _ema1(s[i], p[i], decay)
+        return adam, sgd, ema
+
+    @numba.njit(cache=False)
     def adam(p, g, m, v, starts, ends, lr, beta1, beta2, eps, wd, decoupled, step_size, inv_sqrt_bc2):
         for r in range(starts.size):
             ss, ib = step_size[r], inv_sqrt_bc2[r]
-            for i in rng(starts[r], ends[r]):
-                pi, mi, vi = _adam1(p[i], g[i], m[i], v[i], lr, beta1, beta2, eps, wd, decoupled, ss, ib)
-                p[i] = pi
-                m[i] = mi
-                v[i] = vi
+            lo, hi = starts[r], ends[r]
+            ps, gs, ms, vs = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
+            for i in range(hi - lo):
+                pi, mi, vi = _adam1(ps[i], gs[i], ms[i], vs[i], lr, beta1, beta2, eps, wd, decoupled, ss, ib)
+                ps[i] = pi
+                ms[i] = mi
+                vs[i] = vi
 
-    @numba.njit(parallel=parallel, cache=False)
+    @numba.njit(cache=False)
     def sgd(p, g, buf, starts, ends, lr, momentum, dampening, wd, nesterov, first):
         for r in range(starts.size):
             fr = first[r]
-            for i in rng(starts[r], ends[r]):
-                pi, bi = _sgd1(p[i], g[i], buf[i], lr, momentum, dampening, wd, nesterov, fr)
-                p[i] = pi
-                buf[i] = bi
+            lo, hi = starts[r], ends[r]
+            ps, gs, bs = p[lo:hi], g[lo:hi], buf[lo:hi]
+            for i in range(hi - lo):
+                pi, bi = _sgd1(ps[i], gs[i], bs[i], lr, momentum, dampening, wd, nesterov, fr)
+                ps[i] = pi
+                bs[i] = bi
 
-    @numba.njit(parallel=parallel, cache=False)
+    @numba.njit(cache=False)
     def ema(s, p, decay):
-        for i in rng(s.size):
+        for i in range(s.size):
             s[i] = _ema1(s[i], p[i], decay)
     return adam, sgd, ema
 
