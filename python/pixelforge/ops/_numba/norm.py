@@ -29,6 +29,7 @@ _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _act = cpu_fn(scalar.act_forward)
 _act_grad = cpu_fn(scalar.act_grad)
 _CHUNK = 256
+_ROWS = 16  # rows per block (per prange iteration)
 
 
 _MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer held in the low bits
@@ -132,124 +133,131 @@ def _make(parallel):
         # x, y: (rows*m,) flat; w, b: (groups*cpg,) (ones / zeros when the norm has none);
         # mean, rstd: (rows,)
         cpg = m // inner
-        for r in rng(rows):
+        nblk = (rows + _ROWS - 1) // _ROWS
+        for blk in rng(nblk):
+            # scratch for the chunked exp, once per block of rows (per thread when parallel)
             e = np.empty(_CHUNK, np.float64)
             a = np.empty(_CHUNK, np.float64)
-            xr = x[r * m:(r + 1) * m]
-            yr = y[r * m:(r + 1) * m]
-            s = 0.0
-            for j in range(m):
-                s += xr[j]
-            mu = s / m
-            ss = 0.0
-            for j in range(m):
-                d = xr[j] - mu
-                ss += d * d
-            rs = 1.0 / math.sqrt(ss / m + eps)
-            mean[r] = mu
-            rstd[r] = rs
-            a0 = (r % groups) * cpg
-            if inner == 1:
-                # LayerNorm-shaped: one affine coefficient per element, loop over the row
-                ws = w[a0:a0 + m]
-                bs = b[a0:a0 + m]
-                for k in range(m):
-                    yr[k] = (xr[k] - mu) * rs * ws[k] + bs[k]
+            for r in range(blk * _ROWS, min(rows, (blk + 1) * _ROWS)):
+                xr = x[r * m:(r + 1) * m]
+                yr = y[r * m:(r + 1) * m]
+                s = 0.0
+                for j in range(m):
+                    s += xr[j]
+                mu = s / m
+                ss = 0.0
+                for j in range(m):
+                    d = xr[j] - mu
+                    ss += d * d
+                rs = 1.0 / math.sqrt(ss / m + eps)
+                mean[r] = mu
+                rstd[r] = rs
+                a0 = (r % groups) * cpg
+                if inner == 1:
+                    # LayerNorm-shaped: one affine coefficient per element, loop over the row
+                    ws = w[a0:a0 + m]
+                    bs = b[a0:a0 + m]
+                    for k in range(m):
+                        yr[k] = (xr[k] - mu) * rs * ws[k] + bs[k]
+                    if act != 0:
+                        _act_inplace(yr, act, alpha, e, a)
+                    continue
+                for c in range(cpg):
+                    wa = w[a0 + c] * rs
+                    ba = b[a0 + c] - mu * wa
+                    xs = xr[c * inner:(c + 1) * inner]
+                    ys = yr[c * inner:(c + 1) * inner]
+                    for k in range(inner):
+                        ys[k] = xs[k] * wa + ba
                 if act != 0:
                     _act_inplace(yr, act, alpha, e, a)
-                continue
-            for c in range(cpg):
-                wa = w[a0 + c] * rs
-                ba = b[a0 + c] - mu * wa
-                xs = xr[c * inner:(c + 1) * inner]
-                ys = yr[c * inner:(c + 1) * inner]
-                for k in range(inner):
-                    ys[k] = xs[k] * wa + ba
-                if act != 0:
-                    _act_inplace(ys, act, alpha, e, a)
 
     @numba.njit(parallel=parallel, fastmath=_FASTMATH, cache=False)
     def bwd(gy, x, w, b, mean, rstd, gx, need_x, pw, pb, rows, m, groups, inner, act, alpha):
         # gx: (rows*m,) output, also scratch for the pre-activation gradient
         # pw, pb: (rows, cpg) partial sums of g * xhat and g for dweight / dbias
         cpg = m // inner
-        for r in rng(rows):
+        nblk = (rows + _ROWS - 1) // _ROWS
+        for blk in rng(nblk):
+            # scratch for the chunked exp, once per block of rows (per thread when parallel)
             e = np.empty(_CHUNK, np.float64)
             a = np.empty(_CHUNK, np.float64)
-            xr = x[r * m:(r + 1) * m]
-            gr = gy[r * m:(r + 1) * m]
-            dr = gx[r * m:(r + 1) * m]
-            mu = mean[r]
-            rs = rstd[r]
-            a0 = (r % groups) * cpg
-            if inner == 1:
-                # LayerNorm-shaped rows: per-element coefficients
-                ws = w[a0:a0 + m]
-                if act == 0:
-                    gs = gr
-                else:
-                    gs = dr
-                    bs = b[a0:a0 + m]
+            for r in range(blk * _ROWS, min(rows, (blk + 1) * _ROWS)):
+                xr = x[r * m:(r + 1) * m]
+                gr = gy[r * m:(r + 1) * m]
+                dr = gx[r * m:(r + 1) * m]
+                mu = mean[r]
+                rs = rstd[r]
+                a0 = (r % groups) * cpg
+                if inner == 1:
+                    # LayerNorm-shaped rows: per-element coefficients
+                    ws = w[a0:a0 + m]
+                    if act == 0:
+                        gs = gr
+                    else:
+                        gs = dr
+                        bs = b[a0:a0 + m]
+                        for k in range(m):
+                            gs[k] = (xr[k] - mu) * rs * ws[k] + bs[k]
+                        _act_grad_inplace(gs, gr, act, alpha, e, a)
+                    s1 = 0.0
+                    s2 = 0.0
+                    pwr = pw[r]
+                    pbr = pb[r]
                     for k in range(m):
-                        gs[k] = (xr[k] - mu) * rs * ws[k] + bs[k]
-                    _act_grad_inplace(gs, gr, act, alpha, e, a)
+                        gv = gs[k]
+                        xh = (xr[k] - mu) * rs
+                        pbr[k] = gv
+                        pwr[k] = gv * xh
+                        s1 += ws[k] * gv
+                        s2 += ws[k] * gv * xh
+                    if need_x:
+                        m1 = s1 / m
+                        m2 = s2 / m
+                        for k in range(m):
+                            xh = (xr[k] - mu) * rs
+                            dr[k] = rs * (gs[k] * ws[k] - m1 - xh * m2)
+                    continue
+                if act != 0:
+                    # pre-activation gradient into the dx buffer: g * act'(xhat * w + b)
+                    for c in range(cpg):
+                        wv = w[a0 + c] * rs
+                        bv = b[a0 + c] - mu * wv
+                        xs = xr[c * inner:(c + 1) * inner]
+                        ds = dr[c * inner:(c + 1) * inner]
+                        for k in range(inner):
+                            ds[k] = xs[k] * wv + bv
+                    _act_grad_inplace(dr, gr, act, alpha, e, a)
                 s1 = 0.0
                 s2 = 0.0
-                pwr = pw[r]
-                pbr = pb[r]
-                for k in range(m):
-                    gv = gs[k]
-                    xh = (xr[k] - mu) * rs
-                    pbr[k] = gv
-                    pwr[k] = gv * xh
-                    s1 += ws[k] * gv
-                    s2 += ws[k] * gv * xh
+                for c in range(cpg):
+                    xs = xr[c * inner:(c + 1) * inner]
+                    wa = w[a0 + c]
+                    gs = gr[c * inner:(c + 1) * inner] if act == 0 else dr[c * inner:(c + 1) * inner]
+                    acc_g = 0.0
+                    acc_gx = 0.0
+                    for k in range(inner):
+                        gv = gs[k]
+                        acc_g += gv
+                        acc_gx += gv * ((xs[k] - mu) * rs)
+                    pb[r, c] = acc_g
+                    pw[r, c] = acc_gx
+                    s1 += wa * acc_g
+                    s2 += wa * acc_gx
                 if need_x:
+                    # dx = rstd * (g*w - mean(g*w) - xhat * mean(g*w*xhat))
                     m1 = s1 / m
                     m2 = s2 / m
-                    for k in range(m):
-                        xh = (xr[k] - mu) * rs
-                        dr[k] = rs * (gs[k] * ws[k] - m1 - xh * m2)
-                continue
-            s1 = 0.0
-            s2 = 0.0
-            for c in range(cpg):
-                xs = xr[c * inner:(c + 1) * inner]
-                wa = w[a0 + c]
-                if act == 0:
-                    gs = gr[c * inner:(c + 1) * inner]
-                else:
-                    # pre-activation gradient into the dx buffer: g * act'(xhat * w + b)
-                    gs = dr[c * inner:(c + 1) * inner]
-                    wv = wa * rs
-                    bv = b[a0 + c] - mu * wv
-                    for k in range(inner):
-                        gs[k] = xs[k] * wv + bv
-                    _act_grad_inplace(gs, gr[c * inner:(c + 1) * inner], act, alpha, e, a)
-                acc_g = 0.0
-                acc_gx = 0.0
-                for k in range(inner):
-                    gv = gs[k]
-                    acc_g += gv
-                    acc_gx += gv * ((xs[k] - mu) * rs)
-                pb[r, c] = acc_g
-                pw[r, c] = acc_gx
-                s1 += wa * acc_g
-                s2 += wa * acc_gx
-            if need_x:
-                # dx = rstd * (g*w - mean(g*w) - xhat * mean(g*w*xhat))
-                m1 = s1 / m
-                m2 = s2 / m
-                for c in range(cpg):
-                    wa = w[a0 + c]
-                    xs = xr[c * inner:(c + 1) * inner]
-                    ds = dr[c * inner:(c + 1) * inner]
-                    gs = gr[c * inner:(c + 1) * inner] if act == 0 else ds
-                    ca = rs * wa
-                    cb = -rs * (m1 - mu * rs * m2)
-                    cx = -rs * rs * m2
-                    for k in range(inner):
-                        ds[k] = gs[k] * ca + xs[k] * cx + cb
+                    for c in range(cpg):
+                        wa = w[a0 + c]
+                        xs = xr[c * inner:(c + 1) * inner]
+                        ds = dr[c * inner:(c + 1) * inner]
+                        gs = gr[c * inner:(c + 1) * inner] if act == 0 else ds
+                        ca = rs * wa
+                        cb = -rs * (m1 - mu * rs * m2)
+                        cx = -rs * rs * m2
+                        for k in range(inner):
+                            ds[k] = gs[k] * ca + xs[k] * cx + cb
     return fwd, bwd
 
 
