@@ -1,0 +1,623 @@
+// kernels/conv2d/conv2d_cpu.cpp: 2-D convolution on the CPU, all three passes.
+// Compiled three times (generic, AVX2+FMA, AVX-512 flags) into PF_ISA_NS.
+//
+// Every pass is a GEMM fed by packed, bounded panels (never a whole-batch im2col):
+//   forward          out_g (Kg × cols) = W_g (Kg × CgRS) · col (CgRS × cols)
+//                    OpenMP over (group, column tile); a tile is a pixel range of one image
+//                    or several whole small images (so 4×4 outputs still fill the kernel).
+//   backward-data    dcol (CgRS × cols) = W_gᵀ · dy_g, then col2im (scatter-add) into dx.
+//                    OpenMP over (images, group, channel block): a job owns its dx rows.
+//   backward-weight  dW_g (Kg × CgRS) = Σ dy_g · colᵀ over (image, pixel) chunks, OpenMP
+//                    over (group, row block, column block) of dW. Both operands keep the
+//                    pixel index contiguous, so a dot-product micro-kernel consumes them
+//                    without transposes; every element is reduced in the same order whatever
+//                    the thread count (deterministic).
+// Micro-kernels (register-blocked; B rows read with a leading dimension):
+//   outer-product (forward, backward-data)   AVX-512: float 8×32, double 8×16
+//                                            AVX2+FMA: float 6×16, double 6×8; generic 4×8
+//   dot-product (backward-weight)            AVX-512 4×6, AVX2 3×4, generic 2×4 vectors
+// im2col rows come from a per-call tap-offset table (strided or small outputs) or from
+// clipped contiguous segments of input rows (large stride-1 outputs).
+// Workspace: the packed weights plus per-thread panels sized by tiles, never by the batch.
+// Nothing here instantiates an std:: template (see kernels/common/common.h).
+
+#include <string.h>
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "conv2d/conv2d.h"
+
+namespace PF_ISA_NS {
+namespace {
+using pf::i64;
+
+template <class T>
+struct Scratch {  // zero-initialized, internal linkage
+  T* p;
+  explicit Scratch(i64 n) : p(n > 0 ? new T[n]() : nullptr) {}
+  ~Scratch() { delete[] p; }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+inline i64 imin(i64 a, i64 b) { return a < b ? a : b; }
+inline i64 imax(i64 a, i64 b) { return a > b ? a : b; }
+inline i64 cdiv(i64 a, i64 b) { return (a + b - 1) / b; }
+inline i64 rup(i64 a, i64 b) { return cdiv(a, b) * b; }
+
+inline int n_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// ---------------------------------------------------------------- SIMD vector traits
+template <class T> struct V;
+#if defined(__AVX512F__)
+template <> struct V<float> {
+  using R = __m512;
+  static constexpr int L = 16, MR = 8, NV = 2;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static R set1(float v) { return _mm512_set1_ps(v); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static float hsum(R a) {  // (maskz forms: the plain ones trip a GCC 12 -Wmaybe-uninitialized)
+    const __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 0)),
+                                   _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 1)));
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+  }
+  static constexpr int DM = 4, DN = 6;
+};
+template <> struct V<double> {
+  using R = __m512d;
+  static constexpr int L = 8, MR = 8, NV = 2;
+  static R zero() { return _mm512_setzero_pd(); }
+  static R load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
+  static R set1(double v) { return _mm512_set1_pd(v); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static double hsum(R a) {
+    const __m256d h = _mm256_add_pd(_mm512_maskz_extractf64x4_pd(0xFF, a, 0), _mm512_maskz_extractf64x4_pd(0xFF, a, 1));
+    const __m128d v = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
+  }
+  static constexpr int DM = 4, DN = 6;
+};
+#elif defined(__AVX2__) && defined(__FMA__)
+template <> struct V<float> {
+  using R = __m256;
+  static constexpr int L = 8, MR = 6, NV = 2;
+  static R zero() { return _mm256_setzero_ps(); }
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static R set1(float v) { return _mm256_set1_ps(v); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static float hsum(R a) {
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+  }
+  static constexpr int DM = 3, DN = 4;
+};
+template <> struct V<double> {
+  using R = __m256d;
+  static constexpr int L = 4, MR = 6, NV = 2;
+  static R zero() { return _mm256_setzero_pd(); }
+  static R load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
+  static R set1(double v) { return _mm256_set1_pd(v); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+  static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static double hsum(R a) {
+    __m128d v = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
+  }
+  static constexpr int DM = 3, DN = 4;
+};
+#else
+// Portable: one scalar per "vector"; 4×8 accumulators the compiler may keep in SSE registers.
+template <class T> struct VScalar {
+  using R = T;
+  static constexpr int L = 1, MR = 4, NV = 8;
+  static R zero() { return T(0); }
+  static R load(const T* p) { return *p; }
+  static void store(T* p, R v) { *p = v; }
+  static R set1(T v) { return v; }
+  static R fma(R a, R b, R c) { return a * b + c; }
+  static R add(R a, R b) { return a + b; }
+  static T hsum(R a) { return a; }
+  static constexpr int DM = 2, DN = 4;
+};
+template <> struct V<float> : VScalar<float> {};
+template <> struct V<double> : VScalar<double> {};
+#endif
+
+template <class T> constexpr int MR_of() { return V<T>::MR; }
+template <class T> constexpr int NR_of() { return V<T>::NV * V<T>::L; }
+
+// C[m×n] (=|+=) A·B over kc. a: packed kc × MR (row i of step kk at a[kk*MR + i]);
+// b: kc rows of NR values at stride ldb; c: row stride ldc. m ≤ MR, n ≤ NR are the valid
+// part; only it is written. When not accumulating, row_init (if given) seeds row i.
+template <class T>
+void ukernel(i64 kc, const T* __restrict a, const T* __restrict b, i64 ldb, T* __restrict c, i64 ldc, int m,
+             int n, const T* row_init, bool accumulate) {
+  using VT = V<T>;
+  using R = typename VT::R;
+  constexpr int MR = VT::MR, NV = VT::NV, L = VT::L, NR = NV * L;
+  R acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = VT::zero();
+  for (i64 kk = 0; kk < kc; ++kk) {
+    R bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = VT::load(b + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const R ai = VT::set1(a[i]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] = VT::fma(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += ldb;
+  }
+  if (m == MR && n == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      T* ci = c + i * ldc;
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        R r = acc[i][v];
+        if (accumulate) r = VT::add(VT::load(ci + v * L), r);
+        else if (row_init) r = VT::add(r, VT::set1(row_init[i]));
+        VT::store(ci + v * L, r);
+      }
+    }
+    return;
+  }
+  T tmp[MR * NR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) VT::store(tmp + i * NR + v * L, acc[i][v]);
+  for (int i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    const T init = (!accumulate && row_init) ? row_init[i] : T(0);
+    for (int j = 0; j < n; ++j) ci[j] = accumulate ? ci[j] + tmp[i * NR + j] : tmp[i * NR + j] + init;
+  }
+}
+
+// C[m×n] += A·Bᵀ where both operands keep the reduction contiguous (the weight gradient:
+// dy rows and im2col rows are both pixel-contiguous, so nothing is transposed). a: m rows
+// at stride lda, b: n rows at stride ldb, kv steps (a multiple of the vector length; the
+// callers zero-pad). Each of the DM×DN outputs is a vector of partial sums, reduced once.
+template <class T>
+void dot_kernel(i64 kv, const T* __restrict a, i64 lda, const T* __restrict b, i64 ldb, T* __restrict c, i64 ldc,
+                int m, int n) {
+  using VT = V<T>;
+  using R = typename VT::R;
+  constexpr int DM = VT::DM, DN = VT::DN, L = VT::L;
+  const T* ar[DM];
+  const T* br[DN];
+#pragma GCC unroll 8
+  for (int i = 0; i < DM; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;  // rows past m: re-read row m-1
+#pragma GCC unroll 8
+  for (int j = 0; j < DN; ++j) br[j] = b + (j < n ? j : n - 1) * ldb;
+  R acc[DM][DN];
+#pragma GCC unroll 8
+  for (int i = 0; i < DM; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) acc[i][j] = VT::zero();
+  for (i64 k = 0; k < kv; k += L) {
+    R av[DM];
+#pragma GCC unroll 8
+    for (int i = 0; i < DM; ++i) av[i] = VT::load(ar[i] + k);
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) {
+      const R bv = VT::load(br[j] + k);
+#pragma GCC unroll 8
+      for (int i = 0; i < DM; ++i) acc[i][j] = VT::fma(av[i], bv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) c[i * ldc + j] += VT::hsum(acc[i][j]);
+}
+
+// ---------------------------------------------------------------- im2col / col2im rows
+// Row `row` of a group's column matrix is (c, r, s) = (row / RS, (row % RS) / S, row % S);
+// its entry for output pixel t = p*Q + q is x_c[p*sh - pt + r*dh, q*sw - pl + s*dw] (0 out
+// of bounds). Two ways to walk it:
+//  * Tap table (small or strided outputs): the input offset of every (tap, pixel) pair does
+//    not depend on the channel, so it is computed once per call (RS × PQ int32, -1 = pad)
+//    and each row becomes a plain gather.
+//  * Segments (large stride-1 outputs): the pixel range is walked one output row at a time;
+//    each segment is a contiguous run of one input row, clipped analytically.
+struct TapTable {
+  int* off = nullptr;  // (RS, PQ) or null
+  TapTable(const pf::Conv2dParams& p) {
+    const i64 RS = p.R * p.S, PQ = p.P * p.Q;
+    const bool want = (p.stride_w != 1 || p.Q < 32) && RS * PQ <= (i64(1) << 22) && p.H * p.W < (i64(1) << 31);
+    if (!want) return;
+    off = new int[RS * PQ];
+    for (i64 rs = 0; rs < RS; ++rs) {
+      const i64 r = rs / p.S, s = rs % p.S;
+      for (i64 t = 0; t < PQ; ++t) {
+        const i64 pp = t / p.Q, q = t % p.Q;
+        const i64 ih = pp * p.stride_h - p.pad_top + r * p.dil_h, iw = q * p.stride_w - p.pad_left + s * p.dil_w;
+        off[rs * PQ + t] = (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) ? -1 : int(ih * p.W + iw);
+      }
+    }
+  }
+  ~TapTable() { delete[] off; }
+  TapTable(const TapTable&) = delete;
+  TapTable& operator=(const TapTable&) = delete;
+};
+
+template <class T, bool kScatter>
+void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1,
+              i64 t0, i64 t1, T* buf, i64 ldb) {
+  const i64 RS = p.R * p.S, HW = p.H * p.W, PQ = p.P * p.Q;
+  for (i64 row = row0; row < row1; ++row) {
+    const i64 c = row / RS, rs = row % RS, r = rs / p.S, s = rs % p.S;
+    T* xc = xg + c * HW;
+    T* d = buf + (row - row0) * ldb;
+    if (tab) {
+      const int* o = tab + rs * PQ + t0;
+      const i64 len = t1 - t0;
+      if (!kScatter) {
+        for (i64 i = 0; i < len; ++i) d[i] = o[i] >= 0 ? xc[o[i]] : T(0);
+      } else {
+        for (i64 i = 0; i < len; ++i)
+          if (o[i] >= 0) xc[o[i]] += d[i];
+      }
+      continue;
+    }
+    const i64 off = s * p.dil_w - p.pad_left;  // iw = q*sw + off
+    // q with 0 <= q*sw + off < W:  q in [qlo, qhi)
+    const i64 qlo_all = off >= 0 ? 0 : cdiv(-off, p.stride_w);
+    const i64 qhi_all = (p.W - 1 - off) < 0 ? 0 : (p.W - 1 - off) / p.stride_w + 1;
+    i64 t = t0, pp = t0 / p.Q, q = t0 % p.Q;
+    while (t < t1) {
+      const i64 qend = imin(p.Q, q + (t1 - t)), len = qend - q;
+      const i64 ih = pp * p.stride_h - p.pad_top + r * p.dil_h;
+      if (ih < 0 || ih >= p.H) {
+        if (!kScatter) for (i64 i = 0; i < len; ++i) d[i] = T(0);
+      } else {
+        T* xr = xc + ih * p.W + off;
+        const i64 qlo = imin(imax(qlo_all, q), qend), qhi = imax(imin(qhi_all, qend), qlo);
+        if (!kScatter) {
+          for (i64 qq = q; qq < qlo; ++qq) d[qq - q] = T(0);
+          if (p.stride_w == 1) {
+#pragma omp simd
+            for (i64 qq = qlo; qq < qhi; ++qq) d[qq - q] = xr[qq];
+          } else {
+            for (i64 qq = qlo; qq < qhi; ++qq) d[qq - q] = xr[qq * p.stride_w];
+          }
+          for (i64 qq = qhi; qq < qend; ++qq) d[qq - q] = T(0);
+        } else {
+          if (p.stride_w == 1) {
+#pragma omp simd
+            for (i64 qq = qlo; qq < qhi; ++qq) xr[qq] += d[qq - q];
+          } else {
+            for (i64 qq = qlo; qq < qhi; ++qq) xr[qq * p.stride_w] += d[qq - q];
+          }
+        }
+      }
+      d += len;
+      t += len;
+      ++pp;
+      q = 0;
+    }
+  }
+}
+
+template <class T>
+void im2col_rows(const T* xg, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1, i64 t0, i64 t1, T* buf,
+                 i64 ldb) {
+  rows_map<T, false>(const_cast<T*>(xg), p, tab, row0, row1, t0, t1, buf, ldb);
+}
+template <class T>
+void col2im_rows(T* xg, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1, i64 t0, i64 t1, const T* buf,
+                 i64 ldb) {
+  rows_map<T, true>(xg, p, tab, row0, row1, t0, t1, const_cast<T*>(buf), ldb);
+}
+
+// Pack rows [0, rows) × reduction [0, kn) of src(i, k) = src[i*ld_i + k*ld_k] into MR-row
+// panels of a (rows, ktot) packed matrix at reduction offset koff: panel ib holds ktot
+// steps of MR values; step k of row i lands at dst[(ib*ktot + koff + k)*MR + i % MR].
+template <class T>
+void pack_a(const T* src, i64 ld_i, i64 ld_k, i64 rows, i64 kn, T* dst, i64 ktot, i64 koff) {
+  constexpr int MR = MR_of<T>();
+  const i64 mb = cdiv(rows, MR);
+  for (i64 ib = 0; ib < mb; ++ib) {
+    T* d = dst + (ib * ktot + koff) * MR;
+    for (int m = 0; m < MR; ++m) {
+      const i64 i = ib * MR + m;
+      if (i < rows) {
+        const T* s = src + i * ld_i;
+        for (i64 k = 0; k < kn; ++k) d[k * MR + m] = s[k * ld_k];
+      } else {
+        for (i64 k = 0; k < kn; ++k) d[k * MR + m] = T(0);
+      }
+    }
+  }
+}
+
+// Column tiles over the flattened (image, pixel) space of one group. Large images are cut
+// into pixel ranges of one image; small ones are grouped whole, `ipt` images a tile, so the
+// micro-kernel still sees full NR-wide panels (a 4×4 output has only 16 pixels).
+struct Tiling {
+  i64 PQ, N, nc, ipt, per_img, count;
+  // tile -> images [n0, n1) and pixels [t0, t1) of each
+  void tile(i64 i, i64& n0, i64& n1, i64& t0, i64& t1) const {
+    if (ipt > 1) {
+      n0 = i * ipt; n1 = imin(N, n0 + ipt); t0 = 0; t1 = PQ;
+    } else {
+      n0 = i / per_img; n1 = n0 + 1; t0 = (i % per_img) * nc; t1 = imin(PQ, t0 + nc);
+    }
+  }
+};
+
+// target: columns a tile should have; outer: independent jobs besides the tiles (groups,
+// channel blocks). Keeps at least ~2 jobs per thread when the problem allows it.
+template <class T>
+Tiling make_tiling(i64 N, i64 PQ, i64 target, i64 outer) {
+  constexpr i64 NR = NR_of<T>();
+  Tiling tl{};
+  tl.PQ = PQ; tl.N = N;
+  target = imax(NR, target / NR * NR);
+  const i64 want = 2 * n_threads();
+  if (PQ >= target || PQ >= 4 * NR) {
+    i64 nc = imin(target, rup(PQ, NR));
+    if (outer * N * cdiv(PQ, nc) < want && PQ > NR) nc = imax(NR, rup(cdiv(PQ, cdiv(want, imax(1, outer * N))), NR));
+    tl.nc = nc; tl.ipt = 1; tl.per_img = cdiv(PQ, nc); tl.count = N * tl.per_img;
+  } else {
+    i64 ipt = imax(1, target / PQ);
+    if (outer * cdiv(N, ipt) < want) ipt = imax(1, cdiv(N, cdiv(want, imax(1, outer))));
+    tl.ipt = ipt; tl.nc = PQ; tl.per_img = 1; tl.count = cdiv(N, ipt);
+  }
+  return tl;
+}
+
+constexpr i64 kKC = 256;  // reduction block: one NR-wide B column panel fits L1
+
+// ---------------------------------------------------------------- forward
+template <class T>
+void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dParams& p) {
+  constexpr int MR = MR_of<T>(), NR = NR_of<T>();
+  const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, kred = Cg * RS;
+  const i64 PQ = p.P * p.Q, HW = p.H * p.W;
+  if (p.N == 0) return;
+  const i64 mb = cdiv(Kg, MR);
+  // weights packed once: (G, mb, kred, MR)
+  Scratch<T> apack(G * mb * kred * MR);
+#pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
+  for (i64 g = 0; g < G; ++g) pack_a(w + g * Kg * kred, kred, 1, Kg, kred, apack.p + g * mb * kred * MR, kred, 0);
+  TapTable tab(p);
+
+  const i64 kc_max = imin(kred, kKC);
+  // the packed B block (kc × columns) around 256 KiB (L2)
+  const Tiling tl = make_tiling<T>(p.N, PQ, (i64(256) * 1024 / i64(sizeof(T))) / kc_max, G);
+  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = rup(cols_max, NR);
+  const i64 jobs = G * tl.count;
+#pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
+  {
+    Scratch<T> bbuf(kc_max * ldb);
+    Scratch<T> ctile(tl.ipt > 1 ? mb * MR * ldb : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (i64 job = 0; job < jobs; ++job) {
+      const i64 g = job % G, ti = job / G;
+      i64 n0, n1, t0, t1;
+      tl.tile(ti, n0, n1, t0, t1);
+      const i64 seg = t1 - t0, nt = (n1 - n0) * seg;
+      // one image: write straight into out; several: into ctile, copied out per image
+      T* cbase = tl.ipt > 1 ? ctile.p : out + (n0 * p.K + g * Kg) * PQ + t0;
+      const i64 ldc = tl.ipt > 1 ? ldb : PQ;
+      const T* bg = bias ? bias + g * Kg : nullptr;
+      const T* ag = apack.p + g * mb * kred * MR;
+      for (i64 k0 = 0; k0 < kred; k0 += kc_max) {
+        const i64 kc = imin(kc_max, kred - k0);
+        for (i64 n = n0; n < n1; ++n)
+          im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, k0, k0 + kc, t0, t1, bbuf.p + (n - n0) * seg, ldb);
+        for (i64 j0 = 0; j0 < nt; j0 += NR) {
+          const int nn = int(imin(NR, nt - j0));
+          for (i64 ib = 0; ib < mb; ++ib) {
+            const int mm = int(imin(MR, Kg - ib * MR));
+            ukernel<T>(kc, ag + (ib * kred + k0) * MR, bbuf.p + j0, ldb, cbase + ib * MR * ldc + j0, ldc, mm, nn,
+                       bg ? bg + ib * MR : nullptr, k0 > 0);
+          }
+        }
+      }
+      if (tl.ipt > 1) {
+        for (i64 n = n0; n < n1; ++n)
+          for (i64 m = 0; m < Kg; ++m)
+            memcpy(out + (n * p.K + g * Kg + m) * PQ, ctile.p + m * ldb + (n - n0) * PQ, size_t(PQ) * sizeof(T));
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- backward-data
+template <class T>
+void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
+  constexpr int MR = MR_of<T>(), NR = NR_of<T>();
+  const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, kred = Cg * RS;
+  const i64 PQ = p.P * p.Q, HW = p.H * p.W;
+  if (p.N == 0) return;
+  // Channel blocks: a job owns dx[images, block] (no races, no atomics). Split channels
+  // only when images × groups cannot feed the threads; bound the dcol rows of a block.
+  i64 cb = Cg;
+  const i64 want = 2 * n_threads();
+  if (p.N * G < want) cb = cdiv(Cg, cdiv(want, p.N * G));
+  cb = imax(1, imin(cb, imax(1, 4096 / RS)));
+  const i64 nblk = cdiv(Cg, cb);
+  const i64 rows_max = cb * RS, mb_max = cdiv(rows_max, MR);
+  // Wᵀ packed per (group, channel block): rows (c, r, s) of the block, reduction k.
+  const i64 blk_stride = mb_max * Kg * MR;
+  Scratch<T> apack(G * nblk * blk_stride);
+#pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
+  for (i64 gb = 0; gb < G * nblk; ++gb) {
+    const i64 g = gb / nblk, bi = gb % nblk, c0 = bi * cb, rows = (imin(Cg, c0 + cb) - c0) * RS;
+    pack_a(w + g * Kg * kred + c0 * RS, 1, kred, rows, Kg, apack.p + gb * blk_stride, Kg, 0);
+  }
+  TapTable tab(p);
+  const i64 kc_max = imin(Kg, kKC);
+  // dcol tile (rows × columns) around 512 KiB. A job covers whole images (all their pixel
+  // tiles) so that it owns the dx rows it scatters into.
+  const Tiling tl = make_tiling<T>(p.N, PQ, (i64(512) * 1024 / i64(sizeof(T))) / imax(rows_max, 1), G * nblk);
+  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = rup(cols_max, NR);
+  const i64 img_jobs = tl.ipt > 1 ? tl.count : p.N;
+  const i64 jobs = img_jobs * G * nblk;
+#pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
+  {
+    Scratch<T> bbuf(kc_max * ldb);
+    Scratch<T> dcol(mb_max * MR * ldb);
+#pragma omp for schedule(dynamic, 1)
+    for (i64 job = 0; job < jobs; ++job) {
+      const i64 bi = job % nblk, rest = job / nblk, g = rest % G, ij = rest / G;
+      const i64 c0 = bi * cb, c1 = imin(Cg, c0 + cb), rows = (c1 - c0) * RS, mb = cdiv(rows, MR);
+      const i64 na = tl.ipt > 1 ? ij * tl.ipt : ij, nb = tl.ipt > 1 ? imin(p.N, na + tl.ipt) : ij + 1;
+      for (i64 n = na; n < nb; ++n) {
+        T* dxb = dx + (n * p.C + g * Cg + c0) * HW;
+        for (i64 i = 0; i < (c1 - c0) * HW; ++i) dxb[i] = T(0);
+      }
+      const i64 tiles = tl.ipt > 1 ? 1 : tl.per_img;
+      for (i64 tt = 0; tt < tiles; ++tt) {
+        i64 n0, n1, t0, t1;
+        tl.tile(tl.ipt > 1 ? ij : ij * tl.per_img + tt, n0, n1, t0, t1);
+        const i64 seg = t1 - t0, nt = (n1 - n0) * seg;
+        for (i64 k0 = 0; k0 < Kg; k0 += kc_max) {
+          const i64 kc = imin(kc_max, Kg - k0);
+          for (i64 n = n0; n < n1; ++n) {
+            const T* dyn = dy + (n * p.K + g * Kg + k0) * PQ + t0;
+            for (i64 kk = 0; kk < kc; ++kk)
+              memcpy(bbuf.p + kk * ldb + (n - n0) * seg, dyn + kk * PQ, size_t(seg) * sizeof(T));
+          }
+          const T* ab = apack.p + (g * nblk + bi) * blk_stride;
+          for (i64 j0 = 0; j0 < nt; j0 += NR) {
+            const int nn = int(imin(NR, nt - j0));
+            for (i64 ib = 0; ib < mb; ++ib) {
+              const int mm = int(imin(MR, rows - ib * MR));
+              ukernel<T>(kc, ab + (ib * Kg + k0) * MR, bbuf.p + j0, ldb, dcol.p + ib * MR * ldb + j0, ldb, mm, nn,
+                         nullptr, k0 > 0);
+            }
+          }
+        }
+        for (i64 n = n0; n < n1; ++n)
+          col2im_rows(dx + (n * p.C + g * Cg + c0) * HW, p, tab.off, 0, rows, t0, t1, dcol.p + (n - n0) * seg, ldb);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- backward-weight
+template <class T>
+void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) {
+  constexpr int L = V<T>::L, DM = V<T>::DM, DN = V<T>::DN;
+  const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, kred = Cg * RS;
+  const i64 PQ = p.P * p.Q, HW = p.H * p.W;
+  if (p.N == 0) {
+    for (i64 i = 0; i < p.K * kred; ++i) dw[i] = T(0);
+    return;
+  }
+  // Jobs tile dW_g (Kg × kred): all rows, column blocks of ≤ 256 taps; rows are split only
+  // when groups × column blocks cannot feed the threads.
+  const i64 want = 2 * n_threads();
+  i64 ncb = cdiv(kred, 256);
+  if (G * ncb < want) ncb = imin(cdiv(kred, DN), cdiv(want, G));
+  const i64 cbw = rup(cdiv(kred, ncb), DN);
+  ncb = cdiv(kred, cbw);
+  i64 nrb = 1;
+  if (G * ncb < want) nrb = imin(cdiv(Kg, DM), cdiv(want, G * ncb));
+  const i64 rbh = rup(cdiv(Kg, nrb), DM);
+  nrb = cdiv(Kg, rbh);
+  const i64 jobs = G * nrb * ncb;
+  // Reduction chunks over (image, pixel): pixel ranges of one image, or whole small images
+  // side by side, about kKC steps each, zero-padded to the vector length. The order is
+  // fixed, so the result has the same bits for any thread count.
+  const i64 ipt = PQ >= kKC ? 1 : imax(1, kKC / PQ);
+  const i64 seg_max = PQ >= kKC ? kKC : PQ, KC = rup(ipt * seg_max, L);
+  TapTable tab(p);
+#pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
+  {
+    Scratch<T> cacc(rbh * cbw);
+    Scratch<T> abuf(rbh * KC);   // dy rows of the chunk, pixel-contiguous
+    Scratch<T> bbuf(cbw * KC);   // im2col rows of the chunk
+#pragma omp for schedule(dynamic, 1)
+    for (i64 job = 0; job < jobs; ++job) {
+      const i64 cbi = job % ncb, rest = job / ncb, rbi = rest % nrb, g = rest / nrb;
+      const i64 col0 = cbi * cbw, cols = imin(kred, col0 + cbw) - col0;
+      const i64 r0 = rbi * rbh, rows = imin(Kg, r0 + rbh) - r0;
+      for (i64 i = 0; i < rows * cbw; ++i) cacc.p[i] = T(0);
+      for (i64 n0 = 0; n0 < p.N; n0 += ipt) {
+        const i64 n1 = imin(p.N, n0 + ipt);
+        for (i64 t0 = 0; t0 < PQ; t0 += seg_max) {
+          const i64 seg = imin(seg_max, PQ - t0), kc = (n1 - n0) * seg, kv = rup(kc, L);
+          for (i64 n = n0; n < n1; ++n) {
+            const i64 co = (n - n0) * seg;
+            const T* dyr = dy + (n * p.K + g * Kg + r0) * PQ + t0;
+            for (i64 i = 0; i < rows; ++i) memcpy(abuf.p + i * KC + co, dyr + i * PQ, size_t(seg) * sizeof(T));
+            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, bbuf.p + co, KC);
+          }
+          if (kv > kc) {  // zero the vector tail of every row
+            for (i64 i = 0; i < rows; ++i) for (i64 k = kc; k < kv; ++k) abuf.p[i * KC + k] = T(0);
+            for (i64 j = 0; j < cols; ++j) for (i64 k = kc; k < kv; ++k) bbuf.p[j * KC + k] = T(0);
+          }
+          for (i64 j0 = 0; j0 < cols; j0 += DN) {
+            const int nn = int(imin(DN, cols - j0));
+            for (i64 i0 = 0; i0 < rows; i0 += DM) {
+              const int mm = int(imin(DM, rows - i0));
+              dot_kernel<T>(kv, abuf.p + i0 * KC, KC, bbuf.p + j0 * KC, KC, cacc.p + i0 * cbw + j0, cbw, mm, nn);
+            }
+          }
+        }
+      }
+      for (i64 i = 0; i < rows; ++i)
+        memcpy(dw + (g * Kg + r0 + i) * kred + col0, cacc.p + i * cbw, size_t(cols) * sizeof(T));
+    }
+  }
+}
+
+template <class T>
+void backward_bias(const T* dy, T* db, const pf::Conv2dParams& p) {
+  const i64 PQ = p.P * p.Q;
+#pragma omp parallel for schedule(static) if (p.N * p.K * PQ > 65536)
+  for (i64 k = 0; k < p.K; ++k) {
+    T s = T(0);
+    for (i64 n = 0; n < p.N; ++n) {
+      const T* r = dy + (n * p.K + k) * PQ;
+      T part = T(0);
+#pragma omp simd reduction(+ : part)
+      for (i64 i = 0; i < PQ; ++i) part += r[i];
+      s += part;
+    }
+    db[k] = s;
+  }
+}
+}  // namespace
+
+void conv2d_forward_f32(const float* x, const float* w, const float* b, float* y, const pf::Conv2dParams& p) { forward(x, w, b, y, p); }
+void conv2d_forward_f64(const double* x, const double* w, const double* b, double* y, const pf::Conv2dParams& p) { forward(x, w, b, y, p); }
+void conv2d_backward_data_f32(const float* dy, const float* w, float* dx, const pf::Conv2dParams& p) { backward_data(dy, w, dx, p); }
+void conv2d_backward_data_f64(const double* dy, const double* w, double* dx, const pf::Conv2dParams& p) { backward_data(dy, w, dx, p); }
+void conv2d_backward_weight_f32(const float* x, const float* dy, float* dw, const pf::Conv2dParams& p) { backward_weight(x, dy, dw, p); }
+void conv2d_backward_weight_f64(const double* x, const double* dy, double* dw, const pf::Conv2dParams& p) { backward_weight(x, dy, dw, p); }
+void conv2d_backward_bias_f32(const float* dy, float* db, const pf::Conv2dParams& p) { backward_bias(dy, db, p); }
+void conv2d_backward_bias_f64(const double* dy, double* db, const pf::Conv2dParams& p) { backward_bias(dy, db, p); }
+}  // namespace PF_ISA_NS
