@@ -19,8 +19,11 @@ from numba import prange
 from . import scalar
 from ._jit import cpu_fn
 
-# below this many elements a thread team costs more than it saves (and spins on a busy machine)
-PARALLEL_MIN = 1 << 18
+# Below this many elements the serial kernel wins: Numba's thread team is one more pool beside
+# the C++ kernels' OpenMP and OpenBLAS, and on a busy 2-core machine the pools thrash (a
+# 512k-element GroupNorm+SiLU step went from ~48 to ~100 ms wall with it). Large inputs still
+# get the prange variant.
+PARALLEL_MIN = 1 << 22
 
 
 # reductions may be reassociated (vectorized); no nnan/ninf, so NaN and inf still propagate
