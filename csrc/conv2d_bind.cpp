@@ -1,0 +1,106 @@
+// Glue for conv2d on the CPU: checks arrays and shapes, releases the GIL, calls
+// kernels/conv2d. Geometry args (stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
+// dil_h, dil_w, groups) come from Python; the sizes come from the arrays themselves, so a
+// kernel never indexes past what the checks below have seen.
+#include <pybind11/stl.h>
+
+#include <type_traits>
+#include <vector>
+
+#include "conv2d/conv2d.h"
+#include "pf_bind.h"
+
+namespace {
+using Geo = std::vector<std::int64_t>;
+
+// x: (N, C, H, W), w: (K, C/groups, R, S), y: (N, K, P, Q) — shapes of the conv's three tensors.
+pf::Conv2dParams params(const py::array& x, const py::array& w, const py::array& y, const Geo& g,
+                        const char* xname, const char* yname) {
+  PF_CHECK(g.size() == 9, "conv2d: expected 9 geometry values");
+  PF_CHECK(x.ndim() == 4, std::string(xname) + ": expected 4 dims (N, C, H, W)");
+  PF_CHECK(w.ndim() == 4, "weight: expected 4 dims");
+  PF_CHECK(y.ndim() == 4, std::string(yname) + ": expected 4 dims");
+  pf::Conv2dParams p{};
+  p.N = x.shape(0); p.C = x.shape(1); p.H = x.shape(2); p.W = x.shape(3);
+  p.K = w.shape(0); p.R = w.shape(2); p.S = w.shape(3);
+  p.P = y.shape(2); p.Q = y.shape(3);
+  p.stride_h = g[0]; p.stride_w = g[1]; p.pad_top = g[2]; p.pad_left = g[3]; p.pad_bottom = g[4];
+  p.pad_right = g[5]; p.dil_h = g[6]; p.dil_w = g[7]; p.groups = g[8];
+  pf::conv2d_check(p);
+  PF_CHECK(w.shape(1) * p.groups == p.C, "weight: shape[1] * groups must equal the input channels");
+  PF_CHECK(y.shape(0) == p.N, std::string(yname) + ": batch differs from " + xname);
+  PF_CHECK(y.shape(1) == p.K, std::string(yname) + ": channels differ from weight.shape[0]");
+  return p;
+}
+
+template <class T>
+void forward(py::array x, py::array w, py::object b, py::array y, const Geo& g) {
+  const auto p = params(x, w, y, g, "x", "out");
+  const T* xp = pfb::cdata_of<T>(x, "x");
+  const T* wp = pfb::cdata_of<T>(w, "weight");
+  T* yp = pfb::data_of<T>(y, "out");
+  const T* bp = nullptr;
+  py::array ba;
+  if (!b.is_none()) {
+    ba = b.cast<py::array>();
+    bp = pfb::cdata_of<T>(ba, "bias", 1);
+    PF_CHECK(ba.shape(0) == p.K, "bias: length must equal weight.shape[0]");
+  }
+  py::gil_scoped_release nogil;
+  if constexpr (std::is_same_v<T, float>) PF_ISA_CALL(conv2d_forward_f32, xp, wp, bp, yp, p);
+  else PF_ISA_CALL(conv2d_forward_f64, xp, wp, bp, yp, p);
+}
+
+template <class T>
+void backward_data(py::array dy, py::array w, py::array dx, const Geo& g) {
+  const auto p = params(dx, w, dy, g, "dx", "grad_out");
+  const T* dyp = pfb::cdata_of<T>(dy, "grad_out");
+  const T* wp = pfb::cdata_of<T>(w, "weight");
+  T* dxp = pfb::data_of<T>(dx, "dx");
+  py::gil_scoped_release nogil;
+  if constexpr (std::is_same_v<T, float>) PF_ISA_CALL(conv2d_backward_data_f32, dyp, wp, dxp, p);
+  else PF_ISA_CALL(conv2d_backward_data_f64, dyp, wp, dxp, p);
+}
+
+template <class T>
+void backward_weight(py::array x, py::array dy, py::array dw, const Geo& g) {
+  const auto p = params(x, dw, dy, g, "x", "grad_out");
+  const T* xp = pfb::cdata_of<T>(x, "x");
+  const T* dyp = pfb::cdata_of<T>(dy, "grad_out");
+  T* dwp = pfb::data_of<T>(dw, "dw");
+  py::gil_scoped_release nogil;
+  if constexpr (std::is_same_v<T, float>) PF_ISA_CALL(conv2d_backward_weight_f32, xp, dyp, dwp, p);
+  else PF_ISA_CALL(conv2d_backward_weight_f64, xp, dyp, dwp, p);
+}
+
+template <class T>
+void backward_bias(py::array dy, py::array db) {
+  PF_CHECK(dy.ndim() == 4, "grad_out: expected 4 dims");
+  PF_CHECK(db.ndim() == 1 && db.shape(0) == dy.shape(1), "db: length must equal grad_out.shape[1]");
+  pf::Conv2dParams p{};
+  p.N = dy.shape(0); p.K = dy.shape(1); p.P = dy.shape(2); p.Q = dy.shape(3);
+  const T* dyp = pfb::cdata_of<T>(dy, "grad_out");
+  T* dbp = pfb::data_of<T>(db, "db");
+  py::gil_scoped_release nogil;
+  if constexpr (std::is_same_v<T, float>) PF_ISA_CALL(conv2d_backward_bias_f32, dyp, dbp, p);
+  else PF_ISA_CALL(conv2d_backward_bias_f64, dyp, dbp, p);
+}
+
+bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+
+void bind(py::module_& m) {
+  m.def("conv2d_forward", [](py::array x, py::array w, py::object b, py::array y, Geo g) {
+    if (is_f64(x)) forward<double>(x, w, b, y, g); else forward<float>(x, w, b, y, g);
+  });
+  m.def("conv2d_backward_data", [](py::array dy, py::array w, py::array dx, Geo g) {
+    if (is_f64(dy)) backward_data<double>(dy, w, dx, g); else backward_data<float>(dy, w, dx, g);
+  });
+  m.def("conv2d_backward_weight", [](py::array x, py::array dy, py::array dw, Geo g) {
+    if (is_f64(x)) backward_weight<double>(x, dy, dw, g); else backward_weight<float>(x, dy, dw, g);
+  });
+  m.def("conv2d_backward_bias", [](py::array dy, py::array db) {
+    if (is_f64(dy)) backward_bias<double>(dy, db); else backward_bias<float>(dy, db);
+  });
+}
+pfb::Register reg(bind);
+}  // namespace
