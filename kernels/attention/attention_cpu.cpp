@@ -1,0 +1,555 @@
+// kernels/attention/attention_cpu.cpp: flash-style attention forward and backward on the CPU.
+// Compiled three times (generic, AVX2+FMA, AVX-512) into PF_ISA_NS; float32 and float64.
+//
+// Variants: the vector type V picks the SIMD width of the micro-kernels. AVX-512 uses 16
+// floats (8 doubles) when D is a multiple of it and 8 floats (4 doubles) otherwise; AVX2 uses
+// 8 floats / 4 doubles; the generic build a 4-wide struct. A head dim that is not a multiple of
+// the narrowest width is zero-padded into scratch copies (the correct-for-any-D path).
+//
+// Layout trick: scores are computed transposed, St = K_tile . Qt_tile (keys x queries), so
+//  - K and V rows are used straight from the input as broadcast operands (no packing),
+//  - the online softmax runs vertically, W query rows per vector, no horizontal reductions,
+//  - P.V reads St with strides and V rows directly.
+// Only Q (and dO in the backward) is transposed, once per query tile / per head.
+//
+// Forward: OpenMP over (batch, head, query tile), heaviest causal tiles first; key tiles
+// stream through an online softmax (base-2 exponent with scale*log2(e) folded into Q).
+// Causal: key tiles entirely above the diagonal are never visited, the diagonal one is masked.
+// Backward (FlashAttention-2 recompute): OpenMP over (batch, head); per key tile, dK/dV tiles
+// accumulate over query tiles in order, dQ accumulates in place in the head's own rows, so no
+// atomics and the same bits for any thread count. With GQA (H > Hkv) each query head writes
+// its dK/dV contribution to a scratch copy, summed afterwards over the group in head order.
+#include <math.h>
+#include <string.h>
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "attention/attention.h"
+
+namespace PF_ISA_NS {
+namespace {
+using pf::i64;
+
+template <class T>
+struct Scratch {
+  T* p;
+  explicit Scratch(i64 n) : p(n > 0 ? new T[n] : nullptr) {}
+  ~Scratch() { delete[] p; }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+inline int max_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+inline int thread_id() {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+constexpr double kLog2e = 1.4426950408889634074;
+constexpr double kLn2 = 0.69314718055994530942;
+
+// ------------------------------------------------------------------ vector types
+// Taylor coefficients of 2^f = e^(f ln2) on |f| <= 0.5: degree 7 keeps the relative error
+// under 1e-8, below float rounding, so exp2 costs 7 FMAs and an exponent shift.
+#define PF_EXP2_POLY(FMA, SET1, f)                                                             \
+  FMA(FMA(FMA(FMA(FMA(FMA(FMA(SET1(1.525273380405984e-05f), f, SET1(1.5403530393381608e-04f)), f, \
+                          SET1(1.3333558146428443e-03f)), f, SET1(9.618129107628477e-03f)), f,     \
+                  SET1(5.550410866482158e-02f)), f, SET1(2.402265069591007e-01f)), f,              \
+          SET1(6.931471805599453e-01f)), f, SET1(1.0f))
+
+#if defined(__AVX512F__)
+struct F16 {
+  using T = float;
+  using R = __m512;
+  static constexpr int W = 16, MR = 6, NV = 4;
+  static R load(const T* p) { return _mm512_loadu_ps(p); }
+  static void store(T* p, R v) { _mm512_storeu_ps(p, v); }
+  static R set1(T x) { return _mm512_set1_ps(x); }
+  static R zero() { return _mm512_setzero_ps(); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  // 2^x; NaN and x <= -127 give 0 (max returns its second operand for a NaN first one).
+  static R exp2(R x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, set1(-127.f)), set1(127.f));
+    const R n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const R f = _mm512_sub_ps(x, n);
+    const R p = PF_EXP2_POLY(_mm512_fmadd_ps, _mm512_set1_ps, f);
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+  }
+};
+struct D8 {
+  using T = double;
+  using R = __m512d;
+  static constexpr int W = 8, MR = 6, NV = 4;
+  static R load(const T* p) { return _mm512_loadu_pd(p); }
+  static void store(T* p, R v) { _mm512_storeu_pd(p, v); }
+  static R set1(T x) { return _mm512_set1_pd(x); }
+  static R zero() { return _mm512_setzero_pd(); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_pd(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+  static R max(R a, R b) { return _mm512_max_pd(a, b); }
+  static R exp2(R x) {  // float64 is the checking path: libm accuracy over speed
+    alignas(64) T t[W];
+    store(t, x);
+    for (int i = 0; i < W; ++i) t[i] = t[i] != t[i] ? 0.0 : ::exp2(t[i]);
+    return load(t);
+  }
+};
+#endif
+
+#if defined(__AVX2__)
+struct F8 {
+  using T = float;
+  using R = __m256;
+#if defined(__AVX512F__)
+  static constexpr int W = 8, MR = 6, NV = 4;  // 32 vector registers
+#else
+  static constexpr int W = 8, MR = 6, NV = 2;  // 16 vector registers: 12 accumulators
+#endif
+  static R load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, R v) { _mm256_storeu_ps(p, v); }
+  static R set1(T x) { return _mm256_set1_ps(x); }
+  static R zero() { return _mm256_setzero_ps(); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  static R exp2(R x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, set1(-127.f)), set1(127.f));
+    const R n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const R f = _mm256_sub_ps(x, n);
+    const R p = PF_EXP2_POLY(_mm256_fmadd_ps, _mm256_set1_ps, f);
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  }
+};
+struct D4 {
+  using T = double;
+  using R = __m256d;
+#if defined(__AVX512F__)
+  static constexpr int W = 4, MR = 6, NV = 4;
+#else
+  static constexpr int W = 4, MR = 6, NV = 2;
+#endif
+  static R load(const T* p) { return _mm256_loadu_pd(p); }
+  static void store(T* p, R v) { _mm256_storeu_pd(p, v); }
+  static R set1(T x) { return _mm256_set1_pd(x); }
+  static R zero() { return _mm256_setzero_pd(); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+  static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_pd(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+  static R max(R a, R b) { return _mm256_max_pd(a, b); }
+  static R exp2(R x) {
+    alignas(32) T t[W];
+    store(t, x);
+    for (int i = 0; i < W; ++i) t[i] = t[i] != t[i] ? 0.0 : ::exp2(t[i]);
+    return load(t);
+  }
+};
+#endif
+
+// Portable 4-wide fallback: plain loops the compiler may vectorize with SSE2.
+template <class TT>
+struct G4 {
+  using T = TT;
+  struct R {
+    T x[4];
+  };
+  static constexpr int W = 4, MR = 4, NV = 2;
+  static R load(const T* p) { R r; for (int i = 0; i < 4; ++i) r.x[i] = p[i]; return r; }
+  static void store(T* p, R v) { for (int i = 0; i < 4; ++i) p[i] = v.x[i]; }
+  static R set1(T a) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a; return r; }
+  static R zero() { return set1(T(0)); }
+  static R fma(R a, R b, R c) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] * b.x[i] + c.x[i]; return r; }
+  static R add(R a, R b) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] + b.x[i]; return r; }
+  static R sub(R a, R b) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] - b.x[i]; return r; }
+  static R mul(R a, R b) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] * b.x[i]; return r; }
+  static R max(R a, R b) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] > b.x[i] ? a.x[i] : b.x[i]; return r; }
+  static R exp2(R a) {
+    R r;
+    for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] != a.x[i] ? T(0) : T(::exp2(double(a.x[i])));
+    return r;
+  }
+};
+
+// ------------------------------------------------------------------ GEMM micro-kernels
+// C (M x N) = or += A (M x K) . B (K x N) with A[r*sr + k*sk] (any strides: A is a K or V
+// row block, or a transposed score tile), B[k*ldb + n], C[r*ldc + n]; N % W == 0.
+// MR rows x NV vectors of accumulators stay in registers over the whole K loop.
+template <class V, int MR, int NV>
+inline void micro(i64 K, const typename V::T* A, i64 sr, i64 sk, const typename V::T* B, i64 ldb,
+                  typename V::T* C, i64 ldc, bool acc) {
+  typename V::R c[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) c[r][v] = acc ? V::load(C + r * ldc + v * V::W) : V::zero();
+  for (i64 k = 0; k < K; ++k) {
+    typename V::R b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = V::load(B + k * ldb + v * V::W);
+    const typename V::T* a = A + k * sk;
+    for (int r = 0; r < MR; ++r) {
+      const typename V::R ar = V::set1(a[r * sr]);
+      for (int v = 0; v < NV; ++v) c[r][v] = V::fma(ar, b[v], c[r][v]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) V::store(C + r * ldc + v * V::W, c[r][v]);
+}
+
+template <class V, int MR>
+inline void micro_nv(int nv, i64 K, const typename V::T* A, i64 sr, i64 sk, const typename V::T* B, i64 ldb,
+                     typename V::T* C, i64 ldc, bool acc) {
+  switch (nv) {
+    case 1: micro<V, MR, 1>(K, A, sr, sk, B, ldb, C, ldc, acc); break;
+    case 2: micro<V, MR, 2>(K, A, sr, sk, B, ldb, C, ldc, acc); break;
+    case 3: if constexpr (V::NV >= 3) micro<V, MR, 3>(K, A, sr, sk, B, ldb, C, ldc, acc); break;
+    default: if constexpr (V::NV >= 4) micro<V, MR, 4>(K, A, sr, sk, B, ldb, C, ldc, acc); break;
+  }
+}
+
+template <class V>
+void gemm(i64 M, i64 N, i64 K, const typename V::T* A, i64 sr, i64 sk, const typename V::T* B, i64 ldb,
+          typename V::T* C, i64 ldc, bool acc) {
+  constexpr int W = V::W, MR = V::MR, NV = V::NV;
+  for (i64 n0 = 0; n0 < N; n0 += NV * W) {
+    const int nv = int((N - n0) / W < NV ? (N - n0) / W : NV);
+    i64 m0 = 0;
+    if (nv == NV) {
+      for (; m0 + MR <= M; m0 += MR) micro<V, MR, NV>(K, A + m0 * sr, sr, sk, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
+    } else {  // narrower last column chunk
+      for (; m0 + MR <= M; m0 += MR)
+        micro_nv<V, MR>(nv, K, A + m0 * sr, sr, sk, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
+    }
+    const i64 rem = M - m0;
+    const typename V::T* Ar = A + m0 * sr;
+    typename V::T* Cr = C + m0 * ldc + n0;
+    switch (rem) {
+      case 0: break;
+      case 1: micro_nv<V, 1>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
+      case 2: micro_nv<V, 2>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
+      case 3: micro_nv<V, 3>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
+      case 4: if constexpr (MR > 4) micro_nv<V, 4>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
+      default: if constexpr (MR > 5) micro_nv<V, 5>(nv, K, Ar, sr, sk, B + n0, ldb, Cr, ldc, acc); break;
+    }
+  }
+}
+
+inline i64 round_up(i64 x, i64 m) { return (x + m - 1) / m * m; }
+
+constexpr i64 kBM = 64;  // query rows per tile (a multiple of every W)
+constexpr i64 kBN = 64;  // keys per tile
+constexpr i64 kBD = 16;  // keys per slice on the causal diagonal (a multiple of every W)
+
+// ------------------------------------------------------------------ forward
+// Core: D % V::W == 0. q (B,H,Lq,D), k/v (B,Hkv,Lk,D), out (B,H,Lq,D), lse (B,H,Lq).
+template <class V>
+void forward_core(const typename V::T* q, const typename V::T* k, const typename V::T* v, typename V::T* out,
+                  typename V::T* lse, const pf::AttnParams& p) {
+  using T = typename V::T;
+  constexpr int W = V::W;
+  const i64 D = p.D, G = p.H / p.Hkv, off = p.Lk - p.Lq;
+  const i64 nqt = (p.Lq + kBM - 1) / kBM;
+  const i64 ntasks = p.B * p.H * nqt;
+  if (ntasks == 0) return;
+  const T c2 = T(p.scale * kLog2e);
+  // per thread: Qt (D x BM), St (BN x BM), O (BM x D), m, l, alpha (BM each)
+  const i64 per = D * kBM + kBN * kBM + kBM * D + 3 * kBM;
+  const int nth = max_threads();
+  Scratch<T> scratch(per * nth);
+#pragma omp parallel
+  {
+    T* const base = scratch.p + per * thread_id();
+    T* const Qt = base;
+    T* const St = Qt + D * kBM;
+    T* const O = St + kBN * kBM;
+    T* const m = O + kBM * D;
+    T* const l = m + kBM;
+    T* const alpha = l + kBM;
+#pragma omp for schedule(dynamic, 1)
+    for (i64 t = 0; t < ntasks; ++t) {
+      // Last query tiles first: under a causal mask they are the longest.
+      const i64 it = nqt - 1 - t % nqt, bh = t / nqt, b = bh / p.H, h = bh % p.H;
+      const i64 i0 = it * kBM, rows = (p.Lq - i0) < kBM ? (p.Lq - i0) : kBM, Np = round_up(rows, W);
+      const T* Q = q + (bh * p.Lq + i0) * D;
+      const T* K = k + (b * p.Hkv + h / G) * p.Lk * D;
+      const T* Vv = v + (b * p.Hkv + h / G) * p.Lk * D;
+      // Qt (D x BM): transposed, pre-multiplied by scale*log2(e); padding columns zero.
+      for (i64 d = 0; d < D; ++d) {
+        for (i64 r = 0; r < rows; ++r) Qt[d * kBM + r] = Q[r * D + d] * c2;
+        for (i64 r = rows; r < Np; ++r) Qt[d * kBM + r] = T(0);
+      }
+      for (i64 i = 0; i < rows * D; ++i) O[i] = T(0);
+      for (i64 r = 0; r < Np; ++r) m[r] = -INFINITY, l[r] = T(0);
+      const i64 kend = p.causal ? ((i0 + rows + off) < p.Lk ? (i0 + rows + off) : p.Lk) : p.Lk;
+      for (i64 j0 = 0; j0 < kend;) {
+        // Near the diagonal, keys go in slices of kBD so each slice skips the query rows
+        // (rs and above are the only ones that see any of its keys).
+        const i64 step = (p.causal && j0 + kBN - 1 > i0 + off) ? kBD : kBN;
+        const i64 n = (kend - j0) < step ? (kend - j0) : step;
+        i64 rs = p.causal ? j0 - off - i0 : 0;
+        rs = rs < 0 ? 0 : rs / W * W;
+        // St (n x [rs, Np)) = K[j0:j0+n] . Qt
+        gemm<V>(n, Np - rs, D, K + j0 * D, D, 1, Qt + rs, kBM, St + rs, kBM, false);
+        if (p.causal && j0 + n - 1 > i0 + off) {
+          // key j is hidden from rows r < j - off - i0
+          for (i64 c = 0; c < n; ++c) {
+            i64 hide = j0 + c - off - i0;
+            if (hide > Np) hide = Np;
+            for (i64 r = rs; r < hide; ++r) St[c * kBM + r] = -INFINITY;
+          }
+        }
+        for (i64 r0 = rs; r0 < Np; r0 += W) {
+          const typename V::R mold = V::load(m + r0);
+          typename V::R mx = mold;
+          for (i64 c = 0; c < n; ++c) mx = V::max(V::load(St + c * kBM + r0), mx);
+          typename V::R s = V::zero();
+          for (i64 c = 0; c < n; ++c) {
+            const typename V::R e = V::exp2(V::sub(V::load(St + c * kBM + r0), mx));
+            V::store(St + c * kBM + r0, e);
+            s = V::add(s, e);
+          }
+          const typename V::R a = V::exp2(V::sub(mold, mx));
+          V::store(alpha + r0, a);
+          V::store(m + r0, mx);
+          V::store(l + r0, V::fma(V::load(l + r0), a, s));
+        }
+        if (j0 > 0) {  // (the first slice always has rs = 0)
+          for (i64 r = rs; r < rows; ++r) {
+            const typename V::R a = V::set1(alpha[r]);
+            for (i64 d = 0; d < D; d += W) V::store(O + r * D + d, V::mul(V::load(O + r * D + d), a));
+          }
+        }
+        // O (rows x D) += P (rows x n, read from St transposed) . V[j0:j0+n]
+        gemm<V>(rows - rs, D, n, St + rs, 1, kBM, Vv + j0 * D, D, O + rs * D, D, true);
+        j0 += n;
+      }
+      T* outp = out + (bh * p.Lq + i0) * D;
+      T* lsep = lse + bh * p.Lq + i0;
+      for (i64 r = 0; r < rows; ++r) {
+        const typename V::R inv = V::set1(T(1) / l[r]);
+        for (i64 d = 0; d < D; d += W) V::store(outp + r * D + d, V::mul(V::load(O + r * D + d), inv));
+        lsep[r] = T((double(m[r]) + ::log2(double(l[r]))) * kLn2);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ backward
+template <class V>
+void backward_core(const typename V::T* dout, const typename V::T* q, const typename V::T* k,
+                   const typename V::T* v, const typename V::T* out, const typename V::T* lse, typename V::T* dq,
+                   typename V::T* dk, typename V::T* dv, const pf::AttnParams& p) {
+  using T = typename V::T;
+  constexpr int W = V::W;
+  const i64 D = p.D, G = p.H / p.Hkv, off = p.Lk - p.Lq;
+  const i64 ntasks = p.B * p.H;
+  const i64 kv_size = p.B * p.Hkv * p.Lk * D;
+  if (ntasks == 0 || p.Lq == 0) {
+    for (i64 i = 0; i < kv_size; ++i) dk[i] = T(0), dv[i] = T(0);
+    return;
+  }
+  const T c2 = T(p.scale * kLog2e), scale = T(p.scale);
+  const i64 Lqp = round_up(p.Lq, W);
+  // per thread: Qt, dOt (D x Lqp), lse2, Di (Lqp), St, dSt (BN x BM), dKa, dVa (BN x D)
+  const i64 per = 2 * D * Lqp + 2 * Lqp + 2 * kBN * kBM + 2 * kBN * D;
+  const int nth = max_threads();
+  Scratch<T> scratch(per * nth);
+  // GQA: per-query-head dK/dV contributions, summed over the group in head order below.
+  Scratch<T> part(G > 1 ? 2 * p.B * p.H * p.Lk * D : 0);
+#pragma omp parallel
+  {
+    T* const base = scratch.p + per * thread_id();
+    T* const Qt = base;
+    T* const dOt = Qt + D * Lqp;
+    T* const lse2 = dOt + D * Lqp;
+    T* const Di = lse2 + Lqp;
+    T* const St = Di + Lqp;
+    T* const dSt = St + kBN * kBM;
+    T* const dKa = dSt + kBN * kBM;
+    T* const dVa = dKa + kBN * D;
+#pragma omp for schedule(dynamic, 1)
+    for (i64 bh = 0; bh < ntasks; ++bh) {
+      const i64 b = bh / p.H, h = bh % p.H, hk = h / G;
+      const T* Q = q + bh * p.Lq * D;
+      const T* dO = dout + bh * p.Lq * D;
+      const T* Oo = out + bh * p.Lq * D;
+      const T* K = k + (b * p.Hkv + hk) * p.Lk * D;
+      const T* Vv = v + (b * p.Hkv + hk) * p.Lk * D;
+      T* dQ = dq + bh * p.Lq * D;
+      T* dK = G > 1 ? part.p + bh * p.Lk * D : dk + (b * p.Hkv + hk) * p.Lk * D;
+      T* dV = G > 1 ? part.p + (p.B * p.H + bh) * p.Lk * D : dv + (b * p.Hkv + hk) * p.Lk * D;
+      for (i64 d = 0; d < D; ++d) {
+        for (i64 i = 0; i < p.Lq; ++i) Qt[d * Lqp + i] = Q[i * D + d] * c2, dOt[d * Lqp + i] = dO[i * D + d];
+        for (i64 i = p.Lq; i < Lqp; ++i) Qt[d * Lqp + i] = T(0), dOt[d * Lqp + i] = T(0);
+      }
+      for (i64 i = 0; i < p.Lq; ++i) {
+        T s = 0;
+        for (i64 d = 0; d < D; ++d) s += dO[i * D + d] * Oo[i * D + d];
+        Di[i] = s;
+        lse2[i] = T(double(lse[bh * p.Lq + i]) * kLog2e);
+      }
+      for (i64 i = p.Lq; i < Lqp; ++i) Di[i] = T(0), lse2[i] = INFINITY;  // padding rows: P = 0
+      for (i64 i = 0; i < p.Lq * D; ++i) dQ[i] = T(0);
+      for (i64 j0 = 0; j0 < p.Lk; j0 += kBN) {
+        const i64 n = (p.Lk - j0) < kBN ? (p.Lk - j0) : kBN;
+        for (i64 i = 0; i < n * D; ++i) dKa[i] = T(0), dVa[i] = T(0);
+        // first query row that sees key j0, rounded down to a vector boundary so tiles of Qt stay in range
+        i64 istart = p.causal ? (j0 - off > 0 ? j0 - off : 0) : 0;
+        istart = istart / W * W;
+        for (i64 i0 = istart; i0 < p.Lq; i0 += kBM) {
+          const i64 rows = (p.Lq - i0) < kBM ? (p.Lq - i0) : kBM, Np = round_up(rows, W);
+          gemm<V>(n, Np, D, K + j0 * D, D, 1, Qt + i0, Lqp, St, kBM, false);   // St = S^T (log2 units)
+          gemm<V>(n, Np, D, Vv + j0 * D, D, 1, dOt + i0, Lqp, dSt, kBM, false);  // dSt = dP^T
+          const bool mask = p.causal && j0 + n - 1 > i0 + off;
+          for (i64 c = 0; c < n; ++c) {
+            const i64 hide = mask ? (j0 + c - off - i0 < Np ? j0 + c - off - i0 : Np) : 0;
+            for (i64 r0 = 0; r0 < Np; r0 += W) {
+              typename V::R pr = V::exp2(V::sub(V::load(St + c * kBM + r0), V::load(lse2 + i0 + r0)));
+              V::store(St + c * kBM + r0, pr);
+            }
+            for (i64 r = 0; r < hide; ++r) St[c * kBM + r] = T(0);
+            for (i64 r0 = 0; r0 < Np; r0 += W) {
+              const typename V::R ds =
+                  V::mul(V::load(St + c * kBM + r0), V::sub(V::load(dSt + c * kBM + r0), V::load(Di + i0 + r0)));
+              V::store(dSt + c * kBM + r0, ds);
+            }
+          }
+          // dV (n x D) += P^T . dO ; dK += dS^T . Q ; dQ (rows x D) += dS . K
+          gemm<V>(n, D, rows, St, kBM, 1, dO + i0 * D, D, dVa, D, true);
+          gemm<V>(n, D, rows, dSt, kBM, 1, Q + i0 * D, D, dKa, D, true);
+          gemm<V>(rows, D, n, dSt, 1, kBM, K + j0 * D, D, dQ + i0 * D, D, true);
+        }
+        for (i64 i = 0; i < n * D; ++i) dK[j0 * D + i] = dKa[i] * scale, dV[j0 * D + i] = dVa[i];
+      }
+      for (i64 i = 0; i < p.Lq * D; ++i) dQ[i] *= scale;
+    }
+    if (G > 1) {
+      // Sum the G query heads of each kv head in head order: deterministic.
+      const i64 rowsz = p.Lk * D;
+#pragma omp for schedule(static)
+      for (i64 bk = 0; bk < p.B * p.Hkv; ++bk) {
+        const i64 b = bk / p.Hkv, hk = bk % p.Hkv;
+        T* dKo = dk + bk * rowsz;
+        T* dVo = dv + bk * rowsz;
+        for (i64 i = 0; i < rowsz; ++i) dKo[i] = T(0), dVo[i] = T(0);
+        for (i64 g = 0; g < G; ++g) {
+          const i64 bh = b * p.H + hk * G + g;
+          const T* pk = part.p + bh * rowsz;
+          const T* pv = part.p + (p.B * p.H + bh) * rowsz;
+          for (i64 i = 0; i < rowsz; ++i) dKo[i] += pk[i], dVo[i] += pv[i];
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ any D: zero padding
+// Copies (n rows of D) into (n rows of Dp) with zeros; the padded lanes add nothing to q.k
+// and produce zero output lanes that are dropped on the way back.
+template <class T>
+void pad_rows(const T* src, T* dst, i64 n, i64 D, i64 Dp) {
+#pragma omp parallel for schedule(static) if (n * Dp > 65536)
+  for (i64 i = 0; i < n; ++i) {
+    for (i64 d = 0; d < D; ++d) dst[i * Dp + d] = src[i * D + d];
+    for (i64 d = D; d < Dp; ++d) dst[i * Dp + d] = T(0);
+  }
+}
+template <class T>
+void unpad_rows(const T* src, T* dst, i64 n, i64 D, i64 Dp) {
+#pragma omp parallel for schedule(static) if (n * Dp > 65536)
+  for (i64 i = 0; i < n; ++i)
+    for (i64 d = 0; d < D; ++d) dst[i * D + d] = src[i * Dp + d];
+}
+
+template <class V>
+void forward_padded(const typename V::T* q, const typename V::T* k, const typename V::T* v, typename V::T* out,
+                    typename V::T* lse, const pf::AttnParams& p) {
+  using T = typename V::T;
+  const i64 D = p.D, Dp = round_up(D, V::W);
+  if (Dp == D) return forward_core<V>(q, k, v, out, lse, p);
+  const i64 nq = p.B * p.H * p.Lq, nk = p.B * p.Hkv * p.Lk;
+  Scratch<T> qp(nq * Dp), kp(nk * Dp), vp(nk * Dp), op(nq * Dp);
+  pad_rows(q, qp.p, nq, D, Dp);
+  pad_rows(k, kp.p, nk, D, Dp);
+  pad_rows(v, vp.p, nk, D, Dp);
+  pf::AttnParams pp = p;
+  pp.D = Dp;
+  forward_core<V>(qp.p, kp.p, vp.p, op.p, lse, pp);
+  unpad_rows(op.p, out, nq, D, Dp);
+}
+
+template <class V>
+void backward_padded(const typename V::T* dout, const typename V::T* q, const typename V::T* k,
+                     const typename V::T* v, const typename V::T* out, const typename V::T* lse, typename V::T* dq,
+                     typename V::T* dk, typename V::T* dv, const pf::AttnParams& p) {
+  using T = typename V::T;
+  const i64 D = p.D, Dp = round_up(D, V::W);
+  if (Dp == D) return backward_core<V>(dout, q, k, v, out, lse, dq, dk, dv, p);
+  const i64 nq = p.B * p.H * p.Lq, nk = p.B * p.Hkv * p.Lk;
+  Scratch<T> dop(nq * Dp), qp(nq * Dp), kp(nk * Dp), vp(nk * Dp), op(nq * Dp), dqp(nq * Dp), dkp(nk * Dp),
+      dvp(nk * Dp);
+  pad_rows(dout, dop.p, nq, D, Dp);
+  pad_rows(q, qp.p, nq, D, Dp);
+  pad_rows(k, kp.p, nk, D, Dp);
+  pad_rows(v, vp.p, nk, D, Dp);
+  pad_rows(out, op.p, nq, D, Dp);
+  pf::AttnParams pp = p;
+  pp.D = Dp;
+  backward_core<V>(dop.p, qp.p, kp.p, vp.p, op.p, lse, dqp.p, dkp.p, dvp.p, pp);
+  unpad_rows(dqp.p, dq, nq, D, Dp);
+  unpad_rows(dkp.p, dk, nk, D, Dp);
+  unpad_rows(dvp.p, dv, nk, D, Dp);
+}
+
+// The widest vector whose width divides D; otherwise pad D to the narrowest.
+#if defined(__AVX512F__)
+#define PF_ATTN_DISPATCH_F(fn, ...) (p.D % 16 == 0 ? fn<F16>(__VA_ARGS__) : fn<F8>(__VA_ARGS__))
+#define PF_ATTN_DISPATCH_D(fn, ...) (p.D % 8 == 0 ? fn<D8>(__VA_ARGS__) : fn<D4>(__VA_ARGS__))
+#elif defined(__AVX2__)
+#define PF_ATTN_DISPATCH_F(fn, ...) fn<F8>(__VA_ARGS__)
+#define PF_ATTN_DISPATCH_D(fn, ...) fn<D4>(__VA_ARGS__)
+#else
+#define PF_ATTN_DISPATCH_F(fn, ...) fn<G4<float>>(__VA_ARGS__)
+#define PF_ATTN_DISPATCH_D(fn, ...) fn<G4<double>>(__VA_ARGS__)
+#endif
+}  // namespace
+
+void attention_forward_f32(const float* q, const float* k, const float* v, float* out, float* lse,
+                           const pf::AttnParams& p) {
+  PF_ATTN_DISPATCH_F(forward_padded, q, k, v, out, lse, p);
+}
+void attention_forward_f64(const double* q, const double* k, const double* v, double* out, double* lse,
+                           const pf::AttnParams& p) {
+  PF_ATTN_DISPATCH_D(forward_padded, q, k, v, out, lse, p);
+}
+void attention_backward_f32(const float* dout, const float* q, const float* k, const float* v, const float* out,
+                            const float* lse, float* dq, float* dk, float* dv, const pf::AttnParams& p) {
+  PF_ATTN_DISPATCH_F(backward_padded, dout, q, k, v, out, lse, dq, dk, dv, p);
+}
+void attention_backward_f64(const double* dout, const double* q, const double* k, const double* v,
+                            const double* out, const double* lse, double* dq, double* dk, double* dv,
+                            const pf::AttnParams& p) {
+  PF_ATTN_DISPATCH_D(backward_padded, dout, q, k, v, out, lse, dq, dk, dv, p);
+}
+}  // namespace PF_ISA_NS
