@@ -1,0 +1,634 @@
+"""pf.functional: differentiable functions on :class:`pixelforge.Tensor`, torch's names and defaults.
+
+conv2d, conv_transpose2d, attention, bias_act (and the activations built on it), reparameterize
+and gaussian_kl run the ``pf.ops`` kernels forward and backward. group_norm / layer_norm are one
+vectorized pass forward and one backward; the losses are single graph nodes with closed-form
+gradients. Every function accepts Tensors or arrays (arrays are constants: no gradient).
+
+Shapes: N batch, C channels, H/W spatial, L sequence, D head dim.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .tensor import Tensor, _new, _node, _to_array, _unbroadcast, _xp, cat, stack, where  # noqa: F401
+
+__all__ = ["conv2d", "conv_transpose2d", "attention", "scaled_dot_product_attention", "linear", "bias_act",
+           "relu", "leaky_relu", "silu", "gelu", "tanh", "sigmoid", "softmax", "log_softmax", "group_norm",
+           "layer_norm", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss",
+           "reparameterize", "gaussian_kl", "dropout", "embedding", "interpolate", "avg_pool2d", "pad",
+           "cat", "stack", "where"]
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else _new(_to_array(x))
+
+
+# ----------------------------------------------------------------------------- bias_act
+_ACT_FAST: dict = {}
+
+
+def _bias_act_kernels(device):
+    """The resolved (forward, backward) bias_act callables for a device, looked up once: the
+    public op validates every call, which costs more than the kernel on small tensors. Inputs
+    reaching these are contiguous float arrays we made ourselves; the C++ glue checks again."""
+    fns = _ACT_FAST.get(device)
+    if fns is None:
+        from . import ops  # noqa: PLC0415
+        from ._dispatch import resolve  # noqa: PLC0415
+        ops.bias_act  # noqa: B018 - registers the impls
+        fns = (resolve("bias_act", device, "auto")[1], resolve("bias_act_backward", device, "auto")[1])
+        _ACT_FAST[device] = fns
+    return fns
+
+
+_FAST_DTYPES = {"cpu": (np.dtype(np.float32), np.dtype(np.float64)),
+                "cuda": (np.dtype(np.float32), np.dtype(np.float16))}
+
+
+def _contig(a):
+    return a if a.flags.c_contiguous else _xp(a).ascontiguousarray(a)
+
+
+def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None):
+    """Fused ``clamp(act(x + b) * gain)``: the ``pf.ops.bias_act`` kernel forward and backward.
+
+    x: any shape; b: (x.shape[dim],) or None. Defaults as :func:`pixelforge.ops.bias_act`.
+    """
+    from .ops.bias_act import ACTIVATIONS  # noqa: PLC0415
+    x = _t(x)
+    if act not in ACTIVATIONS:
+        raise ValueError(f"act: unknown activation {act!r}; expected one of {tuple(ACTIVATIONS)}")
+    _, da, dg = ACTIVATIONS[act]
+    return _bias_act(x, None if b is None else _t(b), dim, act, da if alpha is None else float(alpha),
+                     dg if gain is None else float(gain), -1.0 if clamp is None else float(clamp))
+
+
+def _bias_act(x, b, dim, act, alpha, gain, clamp):
+    xd = x.data
+    device = "cpu" if isinstance(xd, np.ndarray) else "cuda"
+    if xd.ndim == 0 or xd.dtype not in _FAST_DTYPES[device] or (b is not None and b.data.dtype != xd.dtype):
+        # the public op gives the clear error (or handles the odd case)
+        from . import ops  # noqa: PLC0415
+        y = ops.bias_act(xd, None if b is None else b.data, dim, act, alpha, gain, None if clamp < 0 else clamp)
+        fwd = None
+    else:
+        fwd, bwd = _bias_act_kernels(device)
+        dim = dim % xd.ndim
+        xd = _contig(xd)
+        bd = None if b is None else _contig(b.data)
+        y = fwd(xd, bd, dim, act, alpha, gain, clamp)
+    if fwd is None:
+        from . import ops  # noqa: PLC0415
+
+        def bw_slow(g):
+            dx, db = ops.bias_act_backward(_contig(g), xd, None if b is None else b.data, dim, act, alpha, gain,
+                                           None if clamp < 0 else clamp)
+            return (dx, db) if b is not None else (dx,)
+        return _node(y, (x,) if b is None else (x, b), bw_slow)
+    if b is None:
+        return _node(y, (x,), lambda g: (bwd(_contig(g), xd, None, dim, act, alpha, gain, clamp, False)[0],))
+    need_db = b.requires_grad
+    return _node(y, (x, b), lambda g: bwd(_contig(g), xd, bd, dim, act, alpha, gain, clamp, need_db))
+
+
+def relu(input, inplace=False):  # noqa: A002 - torch's argument names
+    return _bias_act(_t(input), None, 0, "relu", 0.0, 1.0, -1.0)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002
+    return _bias_act(_t(input), None, 0, "lrelu", float(negative_slope), 1.0, -1.0)
+
+
+def silu(input, inplace=False):  # noqa: A002
+    return _bias_act(_t(input), None, 0, "silu", 0.0, 1.0, -1.0)
+
+
+def gelu(input, approximate="none"):  # noqa: A002
+    x = _t(input)
+    if approximate == "none":
+        return _bias_act(x, None, 0, "gelu", 0.0, 1.0, -1.0)
+    if approximate != "tanh":
+        raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
+    a = x.data
+    xp = _xp(a)
+    k = math.sqrt(2 / math.pi)
+    inner = k * (a + 0.044715 * a * a * a)
+    t = xp.tanh(inner)
+    out = 0.5 * a * (1 + t)
+
+    def bw(g):
+        d = 0.5 * (1 + t) + 0.5 * a * (1 - t * t) * k * (1 + 3 * 0.044715 * a * a)
+        return (g * d,)
+    return _node(out, (x,), bw)
+
+
+def tanh(input):  # noqa: A002
+    return _bias_act(_t(input), None, 0, "tanh", 0.0, 1.0, -1.0)
+
+
+def sigmoid(input):  # noqa: A002
+    return _bias_act(_t(input), None, 0, "sigmoid", 0.0, 1.0, -1.0)
+
+
+def softmax(input, dim=-1):  # noqa: A002
+    x = _t(input)
+    a = x.data
+    xp = _xp(a)
+    e = xp.exp(a - a.max(axis=dim, keepdims=True))
+    out = e / e.sum(axis=dim, keepdims=True)
+    return _node(out, (x,), lambda g: (out * (g - (g * out).sum(axis=dim, keepdims=True)),))
+
+
+def log_softmax(input, dim=-1):  # noqa: A002
+    x = _t(input)
+    a = x.data
+    xp = _xp(a)
+    s = a - a.max(axis=dim, keepdims=True)
+    out = s - xp.log(xp.exp(s).sum(axis=dim, keepdims=True))
+    return _node(out, (x,), lambda g: (g - xp.exp(out) * g.sum(axis=dim, keepdims=True),))
+
+
+# ----------------------------------------------------------------------------- linear
+def linear(input, weight, bias=None):  # noqa: A002
+    """``input @ weight.T + bias``. input (*, in), weight (out, in), bias (out,) -> (*, out)."""
+    x, w = _t(input), _t(weight)
+    X, W = x.data, w.data
+    if X.shape[-1] != W.shape[1]:
+        raise ValueError(f"input: last dimension {X.shape[-1]} does not match weight's in_features {W.shape[1]} "
+                         f"(weight shape {tuple(W.shape)})")
+    lead = X.shape[:-1]
+    X2 = X.reshape(-1, X.shape[-1]) if X.ndim != 2 else X
+    out = X2 @ W.T
+    if bias is not None:
+        b = _t(bias)
+        out += b.data
+    if X.ndim != 2:
+        out = out.reshape(lead + (W.shape[0],))
+    rx, rw = x.requires_grad, w.requires_grad
+
+    def bw(g):
+        g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+        gx = (g2 @ W).reshape(X.shape) if rx else None
+        gw = g2.T @ X2 if rw else None
+        if bias is None:
+            return gx, gw
+        return gx, gw, g2.sum(axis=0)
+    return _node(out, (x, w) if bias is None else (x, w, b), bw)
+
+
+# ----------------------------------------------------------------------------- norms
+def _norm_fwd(a, axes, eps):
+    mean = a.mean(axis=axes, keepdims=True)
+    xc = a - mean
+    var = (xc * xc).mean(axis=axes, keepdims=True)
+    rstd = 1.0 / _xp(a).sqrt(var + eps)
+    return xc * rstd, rstd
+
+
+def _norm_bwd(gxhat, xhat, rstd, axes):
+    # d/dx of (x - mean) * rstd: rstd * (g - mean(g) - xhat * mean(g * xhat))
+    m1 = gxhat.mean(axis=axes, keepdims=True)
+    m2 = (gxhat * xhat).mean(axis=axes, keepdims=True)
+    return rstd * (gxhat - m1 - xhat * m2)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A002
+    """GroupNorm. input (N, C, *), weight/bias (C,) or None; C % num_groups == 0."""
+    x = _t(input)
+    a = x.data
+    if a.ndim < 2:
+        raise ValueError(f"input: expected (N, C, *), got shape {tuple(a.shape)}")
+    n, c = a.shape[0], a.shape[1]
+    if num_groups <= 0 or c % num_groups:
+        raise ValueError(f"num_groups: {num_groups} must divide the {c} channels of input")
+    ar = a.reshape(n, num_groups, -1)
+    xhat, rstd = _norm_fwd(ar, -1, eps)
+    cshape = (1, c) + (1,) * (a.ndim - 2)
+    xh = xhat.reshape(a.shape)
+    w = None if weight is None else _t(weight)
+    b = None if bias is None else _t(bias)
+    out = xh * w.data.reshape(cshape) if w is not None else xh.copy()
+    if b is not None:
+        out += b.data.reshape(cshape)
+    red = (0,) + tuple(range(2, a.ndim))
+    parents = (x,) + tuple(p for p in (w, b) if p is not None)
+
+    def bw(g):
+        gx = None
+        if x.requires_grad:
+            gxh = g * w.data.reshape(cshape) if w is not None else g
+            gx = _norm_bwd(gxh.reshape(ar.shape), xhat, rstd, -1).reshape(a.shape)
+        res = [gx]
+        if w is not None:
+            res.append((g * xh).sum(axis=red) if w.requires_grad else None)
+        if b is not None:
+            res.append(g.sum(axis=red) if b.requires_grad else None)
+        return res
+    return _node(out, parents, bw)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
+    """LayerNorm over the trailing ``normalized_shape`` dims; weight/bias of that shape or None."""
+    x = _t(input)
+    a = x.data
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(normalized_shape)
+    k = len(normalized_shape)
+    if tuple(a.shape[a.ndim - k:]) != normalized_shape or k == 0:
+        raise ValueError(f"normalized_shape: {normalized_shape} does not match the trailing dims of input "
+                         f"{tuple(a.shape)}")
+    axes = tuple(range(a.ndim - k, a.ndim))
+    xhat, rstd = _norm_fwd(a, axes, eps)
+    w = None if weight is None else _t(weight)
+    b = None if bias is None else _t(bias)
+    out = xhat * w.data if w is not None else xhat.copy()
+    if b is not None:
+        out += b.data
+    red = tuple(range(a.ndim - k))
+    parents = (x,) + tuple(p for p in (w, b) if p is not None)
+
+    def bw(g):
+        gx = _norm_bwd(g * w.data if w is not None else g, xhat, rstd, axes) if x.requires_grad else None
+        res = [gx]
+        if w is not None:
+            res.append((g * xhat).sum(axis=red) if w.requires_grad else None)
+        if b is not None:
+            res.append(g.sum(axis=red) if b.requires_grad else None)
+        return res
+    return _node(out, parents, bw)
+
+
+# ----------------------------------------------------------------------------- losses
+def _reduce(loss_arr, reduction, parents, grad_of):
+    """One node for an elementwise loss: ``grad_of(g_elementwise)`` gives the parents' grads."""
+    if reduction == "none":
+        return _node(loss_arr, parents, grad_of)
+    if reduction == "mean":
+        n = max(loss_arr.size, 1)
+        out = loss_arr.mean() if loss_arr.size else loss_arr.sum() * np.nan
+        shape = loss_arr.shape
+        return _node(out, parents, lambda g: grad_of(_xp(loss_arr).broadcast_to(g / n, shape)))
+    if reduction == "sum":
+        shape = loss_arr.shape
+        return _node(loss_arr.sum(), parents, lambda g: grad_of(_xp(loss_arr).broadcast_to(g, shape)))
+    raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
+
+
+def mse_loss(input, target, reduction="mean"):  # noqa: A002
+    """Mean squared error; input and target broadcast together (torch warns; we allow equal shapes)."""
+    x, t = _t(input), _t(target)
+    if x.data.shape != t.data.shape:
+        raise ValueError(f"target: shape {tuple(t.shape)} differs from input's {tuple(x.shape)}")
+    d = x.data - t.data
+
+    def grad_of(ge):
+        gd = 2 * ge * d
+        return gd, -gd
+    return _reduce(d * d, reduction, (x, t), grad_of)
+
+
+def l1_loss(input, target, reduction="mean"):  # noqa: A002
+    x, t = _t(input), _t(target)
+    if x.data.shape != t.data.shape:
+        raise ValueError(f"target: shape {tuple(t.shape)} differs from input's {tuple(x.shape)}")
+    d = x.data - t.data
+    s = _xp(d).sign(d)
+
+    def grad_of(ge):
+        gd = ge * s
+        return gd, -gd
+    return _reduce(abs(d), reduction, (x, t), grad_of)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):  # noqa: A002
+    """Sigmoid + binary cross entropy in one stable expression. input, target: same shape;
+    weight broadcasts to it; pos_weight broadcasts along the last (class) dim."""
+    x, t = _t(input), _t(target)
+    a, y = x.data, t.data
+    if a.shape != y.shape:
+        raise ValueError(f"target: shape {tuple(y.shape)} differs from input's {tuple(a.shape)}")
+    xp = _xp(a)
+    sp_neg = xp.logaddexp(0, -a)  # softplus(-x) = -log(sigmoid(x))
+    wd = None if weight is None else _to_array(weight.data if isinstance(weight, Tensor) else weight)
+    if pos_weight is None:
+        loss = (1 - y) * a + sp_neg
+    else:
+        pw = _to_array(pos_weight.data if isinstance(pos_weight, Tensor) else pos_weight)
+        lw = 1 + (pw - 1) * y
+        loss = (1 - y) * a + lw * sp_neg
+    if wd is not None:
+        loss = loss * wd
+
+    def grad_of(ge):
+        sig = 1 / (1 + xp.exp(-a))
+        if pos_weight is None:
+            gx = sig - y
+            gt = -a
+        else:
+            gx = (1 - y) - lw * (1 - sig)
+            gt = -a + (pw - 1) * sp_neg
+        if wd is not None:
+            ge = ge * wd
+        return ge * gx if x.requires_grad else None, _unbroadcast(ge * gt, y.shape) if t.requires_grad else None
+    return _reduce(loss, reduction, (x, t), grad_of)
+
+
+def _classes_last(a):
+    """(N, C, d...) -> (M, C); (C,) -> (1, C)."""
+    if a.ndim == 1:
+        return a.reshape(1, -1)
+    if a.ndim == 2:
+        return a
+    return _xp(a).moveaxis(a, 1, -1).reshape(-1, a.shape[1])
+
+
+def _classes_back(g2, shape):
+    if len(shape) <= 2:
+        return g2.reshape(shape)
+    moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+    return _xp(g2).moveaxis(g2.reshape(moved), -1, 1)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):  # noqa: A002
+    """Softmax cross entropy. input (N, C) / (N, C, d...) / (C,) logits; target class indices
+    (N,) / (N, d...) / () (int) or class probabilities shaped like input (float)."""
+    x = _t(input)
+    a = x.data
+    xp = _xp(a)
+    if a.ndim < 1:
+        raise ValueError("input: expected (C,), (N, C) or (N, C, d...) logits")
+    c = a.shape[1] if a.ndim >= 2 else a.shape[0]
+    ls = float(label_smoothing)
+    if not 0.0 <= ls <= 1.0:
+        raise ValueError(f"label_smoothing: must be in [0, 1], got {label_smoothing}")
+    tgt = target.data if isinstance(target, Tensor) else _to_array(target)
+    w = None if weight is None else (weight.data if isinstance(weight, Tensor) else _to_array(weight))
+    if w is not None and w.shape != (c,):
+        raise ValueError(f"weight: expected shape ({c},), got {tuple(w.shape)}")
+    a2 = _classes_last(a)
+    s = a2 - a2.max(axis=1, keepdims=True)
+    logp = s - xp.log(xp.exp(s).sum(axis=1, keepdims=True))
+    wrow = w.astype(a.dtype)[None, :] if w is not None else None
+    if tgt.dtype.kind in "iu":
+        want = a.shape[:1] + a.shape[2:] if a.ndim >= 2 else ()
+        if tuple(tgt.shape) != tuple(want):
+            raise ValueError(f"target: expected class indices of shape {tuple(want)}, got {tuple(tgt.shape)}")
+        ti = tgt.reshape(-1)
+        valid = ti != ignore_index
+        if bool(((ti < 0) | (ti >= c))[valid].any()) if ti.size else False:
+            raise ValueError(f"target: class indices must be in [0, {c}) (or ignore_index={ignore_index})")
+        safe = xp.where(valid, ti, 0)
+        q = xp.zeros_like(a2)
+        q[xp.arange(ti.size), safe] = (1 - ls)
+        if ls:
+            q += ls / c
+        if wrow is not None:
+            # torch weights the one-hot part by w[target] and the smoothing part by w[c]
+            q = q * wrow
+        q *= valid[:, None]
+        denom_w = (w[safe] * valid).sum() if w is not None else valid.sum()
+    else:
+        if tgt.shape != a.shape:
+            raise ValueError(f"target: class probabilities must have input's shape {tuple(a.shape)}, "
+                             f"got {tuple(tgt.shape)}")
+        q = _classes_last(tgt).astype(a.dtype)
+        if ls:
+            q = q * (1 - ls) + ls / c
+        if wrow is not None:
+            q = q * wrow
+        denom_w = q.shape[0]
+    per = -(q * logp).sum(axis=1)
+    if reduction == "none":
+        out = per.reshape(a.shape[:1] + a.shape[2:] if a.ndim >= 2 else ())
+        scale = None
+    elif reduction == "sum":
+        out = per.sum()
+        scale = 1.0
+    elif reduction == "mean":
+        scale = 1.0 / float(denom_w) if float(denom_w) else float("nan")
+        out = per.sum() * scale
+    else:
+        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
+
+    def bw(g):
+        gr = g.reshape(-1, 1) if scale is None else g * scale
+        p = xp.exp(logp)
+        g2 = (p * q.sum(axis=1, keepdims=True) - q) * gr
+        return (_classes_back(g2, a.shape),)
+    return _node(out, (x,), bw)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):  # noqa: A002
+    """Negative log likelihood of log-probabilities: input (N, C), target (N,) int."""
+    x = _t(input)
+    a = x.data
+    xp = _xp(a)
+    tgt = target.data if isinstance(target, Tensor) else _to_array(target)
+    if a.ndim != 2 or tgt.shape != a.shape[:1]:
+        raise ValueError(f"target: expected (N,) indices for input (N, C), got {tuple(tgt.shape)} and "
+                         f"{tuple(a.shape)}")
+    valid = tgt != ignore_index
+    safe = xp.where(valid, tgt, 0)
+    wt = (xp.asarray(weight.data if isinstance(weight, Tensor) else weight)[safe] if weight is not None
+          else xp.ones(tgt.shape, a.dtype)) * valid
+    rows = xp.arange(a.shape[0])
+    per = -a[rows, safe] * wt
+    if reduction == "none":
+        out, scale = per, None
+    elif reduction == "sum":
+        out, scale = per.sum(), 1.0
+    elif reduction == "mean":
+        scale = 1.0 / float(wt.sum())
+        out = per.sum() * scale
+    else:
+        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
+
+    def bw(g):
+        gz = xp.zeros_like(a)
+        gz[rows, safe] = -wt * (g if scale is None else g * scale)
+        return (gz,)
+    return _node(out, (x,), bw)
+
+
+# ----------------------------------------------------------------------------- kernels from pf.ops
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """2-D convolution (cross-correlation). input (N, Cin, H, W), weight (Cout, Cin/groups, kH, kW),
+    bias (Cout,) -> (N, Cout, Ho, Wo). Runs pf.ops.conv2d / conv2d_backward."""
+    from . import ops  # noqa: PLC0415
+    x, w = _t(input), _t(weight)
+    b = None if bias is None else _t(bias)
+    X, Wt = x.data, w.data
+    out = ops.conv2d(X, Wt, None if b is None else b.data, stride, padding, dilation, groups)
+    needs = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+
+    def bw(g):
+        dx, dw, db = ops.conv2d_backward(_contig(g), X, Wt, stride, padding, dilation, groups, needs=needs)
+        return (dx, dw) if b is None else (dx, dw, db)
+    return _node(out, (x, w) if b is None else (x, w, b), bw)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):  # noqa: A002
+    """Transposed 2-D convolution. input (N, Cin, H, W), weight (Cin, Cout/groups, kH, kW),
+    bias (Cout,) -> (N, Cout, Ho, Wo) with Ho = (H-1)*stride - 2*padding + dilation*(kH-1)
+    + output_padding + 1. Runs pf.ops.conv_transpose2d / conv_transpose2d_backward."""
+    from . import ops  # noqa: PLC0415
+    x, w = _t(input), _t(weight)
+    b = None if bias is None else _t(bias)
+    X, Wt = x.data, w.data
+    out = ops.conv_transpose2d(X, Wt, None if b is None else b.data, stride, padding, output_padding, groups,
+                               dilation)
+    needs = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+
+    def bw(g):
+        dx, dw, db = ops.conv_transpose2d_backward(_contig(g), X, Wt, stride, padding, output_padding, groups,
+                                                   dilation, needs=needs)
+        return (dx, dw) if b is None else (dx, dw, db)
+    return _node(out, (x, w) if b is None else (x, w, b), bw)
+
+
+def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=True):
+    """Scaled dot-product attention (torch's scaled_dot_product_attention) on pf.ops.attention.
+
+    query (B, H, Lq, D), key/value (B, Hkv, Lk, D) with H % Hkv == 0 -> (B, H, Lq, D).
+    is_causal: query i sees keys j <= i + (Lk - Lq). attn_mask and dropout are not supported.
+    """
+    from . import ops  # noqa: PLC0415
+    if attn_mask is not None:
+        raise ValueError("attn_mask: not supported; use is_causal=True for a causal mask")
+    if dropout_p:
+        raise ValueError("dropout_p: attention dropout is not supported (use 0.0)")
+    q, k, v = _t(query), _t(key), _t(value)
+    Q, K, V = _contig(q.data), _contig(k.data), _contig(v.data)
+    if not (_mode_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
+        return _new(ops.attention(Q, K, V, causal=bool(is_causal), scale=scale))
+    out, lse = ops.attention(Q, K, V, causal=bool(is_causal), scale=scale, return_lse=True)
+
+    def bw(g):
+        return ops.attention_backward(_contig(g), Q, K, V, out, lse, causal=bool(is_causal), scale=scale)
+    return _node(out, (q, k, v), bw)
+
+
+scaled_dot_product_attention = attention
+
+
+def _mode_enabled():
+    from .tensor import _mode  # noqa: PLC0415
+    return _mode.enabled
+
+
+def reparameterize(mu, logvar, *, seed, offset=0):
+    """VAE sample ``z = mu + exp(0.5 * logvar) * eps`` with eps from pf.random's Philox stream
+    (seed, offset): pf.ops.reparameterize forward and backward. mu, logvar: same shape -> z."""
+    from . import ops  # noqa: PLC0415
+    m, lv = _t(mu), _t(logvar)
+    z, eps = ops.reparameterize(m.data, lv.data, seed=seed, offset=offset)
+    LV = lv.data
+
+    def bw(g):
+        return ops.reparameterize_backward(_contig(g), eps, LV)
+    return _node(z, (m, lv), bw)
+
+
+def gaussian_kl(mu, logvar):
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over the non-batch dims: (N, ...) -> (N,)."""
+    from . import ops  # noqa: PLC0415
+    m, lv = _t(mu), _t(logvar)
+    M, LV = m.data, lv.data
+    kl = ops.gaussian_kl(M, LV)
+    return _node(kl, (m, lv), lambda g: ops.gaussian_kl_backward(_contig(g), M, LV))
+
+
+# ----------------------------------------------------------------------------- misc layers
+def dropout(input, p=0.5, training=True, *, generator=None):  # noqa: A002
+    """Zero each element with probability p and scale the rest by 1/(1-p) (training only)."""
+    x = _t(input)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    a = x.data
+    xp = _xp(a)
+    if p == 1.0:
+        return x * 0.0
+    gen = generator if generator is not None else np.random.default_rng()
+    keep = gen.random(a.shape) >= p
+    mask = xp.asarray(keep.astype(a.dtype) / (1 - p))
+    return _node(a * mask, (x,), lambda g: (g * mask,))
+
+
+def embedding(input, weight, padding_idx=None):  # noqa: A002
+    """Rows of ``weight`` (num, dim) at integer indices ``input`` (*) -> (*, dim)."""
+    w = _t(weight)
+    idx = input.data if isinstance(input, Tensor) else _to_array(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"input: expected integer indices, got {idx.dtype}")
+    num = w.data.shape[0]
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
+        raise ValueError(f"input: indices must be in [0, {num}), got range [{int(idx.min())}, {int(idx.max())}]")
+    W = w.data
+    xp = _xp(W)
+
+    def bw(g):
+        gw = xp.zeros_like(W)
+        g2 = g.reshape(-1, W.shape[1])
+        fi = idx.reshape(-1)
+        if xp is np:
+            np.add.at(gw, fi, g2)
+        else:
+            import cupyx  # noqa: PLC0415
+            cupyx.scatter_add(gw, fi, g2)
+        if padding_idx is not None:
+            gw[padding_idx] = 0
+        return (gw,)
+    return _node(W[idx], (w,), bw)
+
+
+def interpolate(input, scale_factor=2, mode="nearest"):  # noqa: A002
+    """Nearest-neighbour upsampling of (N, C, H, W) by an integer factor."""
+    if mode != "nearest":
+        raise ValueError(f"mode: only 'nearest' is supported, got {mode!r}")
+    s = int(scale_factor)
+    if s != scale_factor or s < 1:
+        raise ValueError(f"scale_factor: expected a positive integer, got {scale_factor}")
+    x = _t(input)
+    a = x.data
+    if a.ndim != 4:
+        raise ValueError(f"input: expected (N, C, H, W), got shape {tuple(a.shape)}")
+    n, c, h, w = a.shape
+    xp = _xp(a)
+    out = xp.broadcast_to(a[:, :, :, None, :, None], (n, c, h, s, w, s)).reshape(n, c, h * s, w * s)
+    return _node(out, (x,), lambda g: (g.reshape(n, c, h, s, w, s).sum(axis=(3, 5)),))
+
+
+def avg_pool2d(input, kernel_size):  # noqa: A002
+    """Average pooling with stride = kernel_size (no padding); H, W divisible by it."""
+    k = int(kernel_size)
+    x = _t(input)
+    a = x.data
+    n, c, h, w = a.shape
+    if h % k or w % k:
+        raise ValueError(f"kernel_size: {k} must divide the spatial size {h}x{w}")
+    xp = _xp(a)
+    out = a.reshape(n, c, h // k, k, w // k, k).mean(axis=(3, 5))
+    return _node(out, (x,), lambda g: (xp.broadcast_to((g / (k * k))[:, :, :, None, :, None],
+                                                       (n, c, h // k, k, w // k, k)).reshape(a.shape),))
+
+
+def pad(input, pad, value=0.0):  # noqa: A002
+    """Constant padding, torch's order: (left, right[, top, bottom[, ...]]) from the last dim."""
+    x = _t(input)
+    a = x.data
+    if len(pad) % 2 or len(pad) // 2 > a.ndim:
+        raise ValueError(f"pad: expected pairs for at most {a.ndim} dims, got {pad}")
+    widths = [(0, 0)] * a.ndim
+    for i in range(len(pad) // 2):
+        widths[a.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if any(lo < 0 or hi < 0 for lo, hi in widths):
+        raise ValueError(f"pad: negative padding is not supported, got {pad}")
+    out = _xp(a).pad(a, widths, constant_values=value)
+    sl = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, a.shape))
+    return _node(out, (x,), lambda g: (g[sl],))

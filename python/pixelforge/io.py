@@ -1,0 +1,193 @@
+"""Checkpoints in safetensors (never pickle), written atomically, and image grids.
+
+``save`` writes to a temporary file in the target's folder, fsyncs it, renames it over the
+target (atomic on POSIX) and fsyncs the folder: an interrupted save leaves the old file intact.
+Metadata (strings) records pixelforge's version, and a model's ``config`` (JSON) when the
+module has one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = ["save", "load", "load_metadata", "save_image_grid", "CheckpointError", "atomic_write"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is truncated, corrupted or not safetensors."""
+
+
+def _version():
+    from . import __version__  # noqa: PLC0415
+    return __version__
+
+
+def _to_numpy_dict(obj):
+    from .nn.module import Module  # noqa: PLC0415
+    from .tensor import Tensor  # noqa: PLC0415
+    config = None
+    if isinstance(obj, Module):
+        config = getattr(obj, "config", None)
+        obj = obj.state_dict()
+    if not hasattr(obj, "items"):
+        raise TypeError(f"module_or_state_dict: expected a pf.nn.Module or a mapping name -> array, "
+                        f"got {type(obj).__name__}")
+    out = {}
+    for k, v in obj.items():
+        if not isinstance(k, str):
+            raise TypeError(f"module_or_state_dict: keys must be strings, got {type(k).__name__}")
+        if isinstance(v, Tensor):
+            v = v.data
+        if not isinstance(v, np.ndarray):
+            v = v.get() if type(v).__module__.startswith("cupy") else np.asarray(v)
+        if v.dtype == object:
+            raise TypeError(f"module_or_state_dict[{k!r}]: expected a numeric array, got {type(v).__name__}")
+        out[k] = np.ascontiguousarray(v)
+    return out, config
+
+
+def atomic_write(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def save(module_or_state_dict, path, metadata=None) -> None:
+    """Save a module's state dict (or a mapping name -> array) to ``path`` as safetensors.
+
+    metadata: extra str -> str entries. Written: ``pixelforge_version``, and ``config`` (JSON)
+    for a module with a ``config`` attribute.
+    """
+    from safetensors.numpy import save as st_save  # noqa: PLC0415
+    tensors, config = _to_numpy_dict(module_or_state_dict)
+    meta = {"format": "pixelforge", "pixelforge_version": _version()}
+    if config is not None:
+        meta["config"] = json.dumps(config, sort_keys=True, default=_json_default)
+    for k, v in (metadata or {}).items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"metadata: keys and values must be strings, got {k!r}: {type(v).__name__}")
+        meta[k] = v
+    atomic_write(path, st_save(tensors, metadata=meta))
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    raise TypeError(f"config: {type(o).__name__} is not JSON serialisable")
+
+
+def _read(path):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path: no checkpoint at {path!r}")
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 8:
+        raise CheckpointError(f"{path}: truncated safetensors file ({len(data)} bytes, no header)")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > len(data) - 8:
+        raise CheckpointError(f"{path}: truncated or corrupted safetensors file (header says {header_len} bytes, "
+                              f"file has {len(data) - 8} after the length)")
+    try:
+        header = json.loads(data[8:8 + header_len])
+    except ValueError as e:
+        raise CheckpointError(f"{path}: corrupted safetensors header ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: corrupted safetensors header (not a JSON object)")
+    end = 0
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        try:
+            end = max(end, int(v["data_offsets"][1]))
+        except (TypeError, KeyError, IndexError, ValueError):
+            raise CheckpointError(f"{path}: corrupted safetensors header entry {k!r}") from None
+    if 8 + header_len + end > len(data):
+        raise CheckpointError(f"{path}: truncated safetensors file (data ends at byte {8 + header_len + end}, "
+                              f"file has {len(data)})")
+    return data, header
+
+
+def load(path) -> dict:
+    """Read a safetensors checkpoint: dict name -> NumPy array (key order as stored).
+    Raises FileNotFoundError, or :class:`CheckpointError` (a ValueError) for a truncated or
+    corrupted file."""
+    from safetensors.numpy import load as st_load  # noqa: PLC0415
+    data, _ = _read(path)
+    try:
+        return dict(st_load(data))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error type
+        raise CheckpointError(f"{os.fspath(path)}: corrupted safetensors file ({e})") from None
+
+
+def load_metadata(path) -> dict:
+    """The checkpoint's metadata (str -> str); ``config`` is decoded from JSON when present."""
+    _, header = _read(path)
+    meta = dict(header.get("__metadata__") or {})
+    if "config" in meta:
+        try:
+            meta["config"] = json.loads(meta["config"])
+        except ValueError:
+            raise CheckpointError(f"{os.fspath(path)}: metadata 'config' is not valid JSON") from None
+    return meta
+
+
+def save_image_grid(images, path, nrow=None, padding=1) -> None:
+    """Tile images (N, C, H, W) with values in [0, 1] (C = 1 or 3) into one PNG at ``path``.
+
+    nrow: images per row (default ceil(sqrt(N))). Written atomically.
+    """
+    import io as _io  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    from .tensor import Tensor  # noqa: PLC0415
+    if isinstance(images, Tensor):
+        images = images.numpy()
+    a = np.asarray(images.get() if type(images).__module__.startswith("cupy") else images, dtype=np.float32)
+    if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[0] == 0:
+        raise ValueError(f"images: expected (N, 1|3, H, W) with N >= 1, got shape {a.shape}")
+    n, c, h, w = a.shape
+    nrow = int(nrow) if nrow else int(np.ceil(np.sqrt(n)))
+    if nrow < 1:
+        raise ValueError(f"nrow: expected >= 1, got {nrow}")
+    rows = -(-n // nrow)
+    grid = np.zeros((c, rows * (h + padding) + padding, nrow * (w + padding) + padding), np.float32)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        y0, x0 = padding + r * (h + padding), padding + q * (w + padding)
+        grid[:, y0:y0 + h, x0:x0 + w] = a[i]
+    img = (np.clip(np.nan_to_num(grid), 0, 1) * 255 + 0.5).astype(np.uint8)
+    pil = Image.fromarray(img[0], "L") if c == 1 else Image.fromarray(img.transpose(1, 2, 0), "RGB")
+    buf = _io.BytesIO()
+    pil.save(buf, format="PNG")
+    atomic_write(path, buf.getvalue())

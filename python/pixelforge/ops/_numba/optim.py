@@ -1,0 +1,200 @@
+"""Fused optimizer updates as Numba kernels: one pass over every parameter of a dtype group.
+
+The optimizer keeps all parameters (and their gradients and moments) of one dtype/device in
+flat buffers, so an update is one kernel over 1-D arrays restricted to a few [start, end)
+ranges (the parameters that received a gradient; usually a single range).
+
+Variants, all from the scalar rules below, written once:
+- ``adam_step_cpu``: Adam / AdamW (``decoupled``), @njit parallel (prange) or serial for small sizes;
+- ``sgd_step_cpu``: SGD with momentum / dampening / Nesterov / weight decay;
+- ``ema_cpu``: EMA ``s += (1 - decay) * (p - s)``;
+- ``*_gpu``: numba.cuda siblings (grid-stride loops), for CuPy arrays or the CUDA simulator.
+Moments and arithmetic are float64 inside the scalar rule; stores round to the buffer dtype.
+"""
+import math
+
+import numba
+import numpy as np
+from numba import cuda, prange
+
+from ._jit import cpu_fn, gpu_fn
+
+
+# ----------------------------------------------------------------------------- scalar rules
+def adam_rule(p, g, m, v, lr, beta1, beta2, eps, wd, decoupled, step_size, inv_sqrt_bc2):
+    """One Adam(W) element: returns (p, m, v). torch's formula: denom = sqrt(v) / sqrt(bc2) + eps,
+    p -= lr / bc1 * m / denom; AdamW first scales p by (1 - lr * wd), Adam adds wd * p to g."""
+    if wd != 0.0:
+        if decoupled:
+            p = p * (1.0 - lr * wd)
+        else:
+            g = g + wd * p
+    m = beta1 * m + (1.0 - beta1) * g
+    v = beta2 * v + (1.0 - beta2) * g * g
+    p = p - step_size * m / (math.sqrt(v) * inv_sqrt_bc2 + eps)
+    return p, m, v
+
+
+def sgd_rule(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
+    """One SGD element: returns (p, buf). torch's formula (buf = g on the first step)."""
+    if wd != 0.0:
+        g = g + wd * p
+    if momentum != 0.0:
+        if first:
+            buf = g
+        else:
+            buf = momentum * buf + (1.0 - dampening) * g
+        if nesterov:
+            g = g + momentum * buf
+        else:
+            g = buf
+    return p - lr * g, buf
+
+
+def ema_rule(s, p, decay):
+    return s + (1.0 - decay) * (p - s)
+
+
+# ----------------------------------------------------------------------------- CPU
+_adam1 = cpu_fn(adam_rule)
+_sgd1 = cpu_fn(sgd_rule)
+_ema1 = cpu_fn(ema_rule)
+
+# below this many elements the thread start-up costs more than the update
+PARALLEL_MIN = 1 << 16
+
+
+def _make_cpu(parallel):
+    rng = prange if parallel else range
+
+    @numba.njit(parallel=parallel, cache=False)
+    def adam(p, g, m, v, starts, ends, lr, beta1, beta2, eps, wd, decoupled, step_size, inv_sqrt_bc2):
+        for r in range(starts.size):
+            for i in rng(starts[r], ends[r]):
+                pi, mi, vi = _adam1(p[i], g[i], m[i], v[i], lr, beta1, beta2, eps, wd, decoupled, step_size,
+                                    inv_sqrt_bc2)
+                p[i] = pi
+                m[i] = mi
+                v[i] = vi
+
+    @numba.njit(parallel=parallel, cache=False)
+    def sgd(p, g, buf, starts, ends, lr, momentum, dampening, wd, nesterov, first):
+        for r in range(starts.size):
+            for i in rng(starts[r], ends[r]):
+                pi, bi = _sgd1(p[i], g[i], buf[i], lr, momentum, dampening, wd, nesterov, first)
+                p[i] = pi
+                buf[i] = bi
+
+    @numba.njit(parallel=parallel, cache=False)
+    def ema(s, p, decay):
+        for i in rng(s.size):
+            s[i] = _ema1(s[i], p[i], decay)
+    return adam, sgd, ema
+
+
+_cpu_kernels = {}
+
+
+def _cpu(n):
+    par = n >= PARALLEL_MIN
+    if par not in _cpu_kernels:
+        _cpu_kernels[par] = _make_cpu(par)
+    return _cpu_kernels[par]
+
+
+def adam_step_cpu(p, g, m, v, starts, ends, lr, beta1, beta2, eps, wd, decoupled, step):
+    """Update flat 1-D arrays p, m, v in place from g over the ranges [starts[r], ends[r])."""
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    _cpu(p.size)[0](p, g, m, v, starts, ends, float(lr), float(beta1), float(beta2), float(eps), float(wd),
+                    bool(decoupled), float(lr) / bc1, 1.0 / math.sqrt(bc2))
+
+
+def sgd_step_cpu(p, g, buf, starts, ends, lr, momentum, dampening, wd, nesterov, first):
+    _cpu(p.size)[1](p, g, buf, starts, ends, float(lr), float(momentum), float(dampening), float(wd),
+                    bool(nesterov), bool(first))
+
+
+def ema_cpu(s, p, decay):
+    _cpu(s.size)[2](s, p, float(decay))
+
+
+# ----------------------------------------------------------------------------- GPU
+_gpu_kernels = {}
+
+
+def _gpu():
+    if not _gpu_kernels:
+        adam1 = gpu_fn(adam_rule)
+        sgd1 = gpu_fn(sgd_rule)
+        ema1 = gpu_fn(ema_rule)
+
+        @cuda.jit
+        def adam(p, g, m, v, start, end, lr, beta1, beta2, eps, wd, decoupled, step_size, inv_sqrt_bc2):
+            i = start + cuda.grid(1)
+            stride = cuda.gridsize(1)
+            while i < end:
+                pi, mi, vi = adam1(p[i], g[i], m[i], v[i], lr, beta1, beta2, eps, wd, decoupled, step_size,
+                                   inv_sqrt_bc2)
+                p[i] = pi
+                m[i] = mi
+                v[i] = vi
+                i += stride
+
+        @cuda.jit
+        def sgd(p, g, buf, start, end, lr, momentum, dampening, wd, nesterov, first):
+            i = start + cuda.grid(1)
+            stride = cuda.gridsize(1)
+            while i < end:
+                pi, bi = sgd1(p[i], g[i], buf[i], lr, momentum, dampening, wd, nesterov, first)
+                p[i] = pi
+                buf[i] = bi
+                i += stride
+
+        @cuda.jit
+        def ema(s, p, decay):
+            i = cuda.grid(1)
+            stride = cuda.gridsize(1)
+            while i < s.size:
+                s[i] = ema1(s[i], p[i], decay)
+                i += stride
+        _gpu_kernels.update(adam=adam, sgd=sgd, ema=ema)
+    return _gpu_kernels
+
+
+def _launch(n):
+    threads = 256
+    return max(1, min((n + threads - 1) // threads, 1024)), threads
+
+
+def _stream_for(arr):
+    if type(arr).__module__.startswith("cupy"):
+        import cupy  # noqa: PLC0415
+        return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
+    return 0
+
+
+def adam_step_gpu(p, g, m, v, starts, ends, lr, beta1, beta2, eps, wd, decoupled, step):
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    k = _gpu()["adam"]
+    for s, e in zip(np.asarray(starts).tolist(), np.asarray(ends).tolist()):
+        if e > s:
+            blocks, threads = _launch(e - s)
+            k[blocks, threads, _stream_for(p)](p, g, m, v, s, e, float(lr), float(beta1), float(beta2), float(eps),
+                                               float(wd), bool(decoupled), float(lr) / bc1, 1.0 / math.sqrt(bc2))
+
+
+def sgd_step_gpu(p, g, buf, starts, ends, lr, momentum, dampening, wd, nesterov, first):
+    k = _gpu()["sgd"]
+    for s, e in zip(np.asarray(starts).tolist(), np.asarray(ends).tolist()):
+        if e > s:
+            blocks, threads = _launch(e - s)
+            k[blocks, threads, _stream_for(p)](p, g, buf, s, e, float(lr), float(momentum), float(dampening),
+                                               float(wd), bool(nesterov), bool(first))
+
+
+def ema_gpu(s, p, decay):
+    if s.size:
+        blocks, threads = _launch(s.size)
+        _gpu()["ema"][blocks, threads, _stream_for(s)](s, p, float(decay))
