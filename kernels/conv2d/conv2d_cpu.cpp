@@ -171,16 +171,52 @@ void ukernel(i64 kc, const T* __restrict a, const T* __restrict b, i64 ldb, T* _
 // ---------------------------------------------------------------- im2col / col2im rows
 // Row `row` of a group's column matrix is (c, r, s) = (row / RS, (row % RS) / S, row % S);
 // its entry for output pixel t = p*Q + q is x_c[p*sh - pt + r*dh, q*sw - pl + s*dw] (0 out
-// of bounds). The pixel range [t0, t1) is walked one output row at a time so that each
-// segment is a contiguous (stride 1) or strided run of one input row, clipped analytically.
+// of bounds). Two ways to walk it:
+//  * Tap table (small or strided outputs): the input offset of every (tap, pixel) pair does
+//    not depend on the channel, so it is computed once per call (RS × PQ int32, -1 = pad)
+//    and each row becomes a plain gather.
+//  * Segments (large stride-1 outputs): the pixel range is walked one output row at a time;
+//    each segment is a contiguous run of one input row, clipped analytically.
+struct TapTable {
+  int* off = nullptr;  // (RS, PQ) or null
+  TapTable(const pf::Conv2dParams& p) {
+    const i64 RS = p.R * p.S, PQ = p.P * p.Q;
+    const bool want = (p.stride_w != 1 || p.Q < 32) && RS * PQ <= (i64(1) << 22) && p.H * p.W < (i64(1) << 31);
+    if (!want) return;
+    off = new int[RS * PQ];
+    for (i64 rs = 0; rs < RS; ++rs) {
+      const i64 r = rs / p.S, s = rs % p.S;
+      for (i64 t = 0; t < PQ; ++t) {
+        const i64 pp = t / p.Q, q = t % p.Q;
+        const i64 ih = pp * p.stride_h - p.pad_top + r * p.dil_h, iw = q * p.stride_w - p.pad_left + s * p.dil_w;
+        off[rs * PQ + t] = (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) ? -1 : int(ih * p.W + iw);
+      }
+    }
+  }
+  ~TapTable() { delete[] off; }
+  TapTable(const TapTable&) = delete;
+  TapTable& operator=(const TapTable&) = delete;
+};
+
 template <class T, bool kScatter>
-void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, i64 row0, i64 row1, i64 t0, i64 t1,
-              T* buf, i64 ldb) {
-  const i64 RS = p.R * p.S, HW = p.H * p.W;
+void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1,
+              i64 t0, i64 t1, T* buf, i64 ldb) {
+  const i64 RS = p.R * p.S, HW = p.H * p.W, PQ = p.P * p.Q;
   for (i64 row = row0; row < row1; ++row) {
     const i64 c = row / RS, rs = row % RS, r = rs / p.S, s = rs % p.S;
     T* xc = xg + c * HW;
     T* d = buf + (row - row0) * ldb;
+    if (tab) {
+      const int* o = tab + rs * PQ + t0;
+      const i64 len = t1 - t0;
+      if (!kScatter) {
+        for (i64 i = 0; i < len; ++i) d[i] = o[i] >= 0 ? xc[o[i]] : T(0);
+      } else {
+        for (i64 i = 0; i < len; ++i)
+          if (o[i] >= 0) xc[o[i]] += d[i];
+      }
+      continue;
+    }
     const i64 off = s * p.dil_w - p.pad_left;  // iw = q*sw + off
     // q with 0 <= q*sw + off < W:  q in [qlo, qhi)
     const i64 qlo_all = off >= 0 ? 0 : cdiv(-off, p.stride_w);
@@ -221,48 +257,71 @@ void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, i64 r
 }
 
 template <class T>
-void im2col_rows(const T* xg, const pf::Conv2dParams& p, i64 row0, i64 row1, i64 t0, i64 t1, T* buf, i64 ldb) {
-  rows_map<T, false>(const_cast<T*>(xg), p, row0, row1, t0, t1, buf, ldb);
+void im2col_rows(const T* xg, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1, i64 t0, i64 t1, T* buf,
+                 i64 ldb) {
+  rows_map<T, false>(const_cast<T*>(xg), p, tab, row0, row1, t0, t1, buf, ldb);
 }
 template <class T>
-void col2im_rows(T* xg, const pf::Conv2dParams& p, i64 row0, i64 row1, i64 t0, i64 t1, const T* buf, i64 ldb) {
-  rows_map<T, true>(xg, p, row0, row1, t0, t1, const_cast<T*>(buf), ldb);
+void col2im_rows(T* xg, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1, i64 t0, i64 t1, const T* buf,
+                 i64 ldb) {
+  rows_map<T, true>(xg, p, tab, row0, row1, t0, t1, const_cast<T*>(buf), ldb);
 }
 
-// Pack rows [r0, r0+rows) × reduction [0, kred) of a row-major matrix (src(i, k) =
-// src[i*ld_i + k*ld_k]) into MR-row panels: panel ib holds kred steps of MR values.
+// Pack rows [0, rows) × reduction [0, kn) of src(i, k) = src[i*ld_i + k*ld_k] into MR-row
+// panels of a (rows, ktot) packed matrix at reduction offset koff: panel ib holds ktot
+// steps of MR values; step k of row i lands at dst[(ib*ktot + koff + k)*MR + i % MR].
 template <class T>
-void pack_a(const T* src, i64 ld_i, i64 ld_k, i64 rows, i64 kred, T* dst) {
+void pack_a(const T* src, i64 ld_i, i64 ld_k, i64 rows, i64 kn, T* dst, i64 ktot, i64 koff) {
   constexpr int MR = MR_of<T>();
   const i64 mb = cdiv(rows, MR);
   for (i64 ib = 0; ib < mb; ++ib) {
-    T* d = dst + ib * kred * MR;
+    T* d = dst + (ib * ktot + koff) * MR;
     for (int m = 0; m < MR; ++m) {
       const i64 i = ib * MR + m;
       if (i < rows) {
         const T* s = src + i * ld_i;
-        for (i64 k = 0; k < kred; ++k) d[k * MR + m] = s[k * ld_k];
+        for (i64 k = 0; k < kn; ++k) d[k * MR + m] = s[k * ld_k];
       } else {
-        for (i64 k = 0; k < kred; ++k) d[k * MR + m] = T(0);
+        for (i64 k = 0; k < kn; ++k) d[k * MR + m] = T(0);
       }
     }
   }
 }
 
-// Pixel tile width: the packed B block (kc × nc) stays around 256 KiB (L2), at least one
-// NR-wide column, and small enough that every thread gets a couple of jobs.
-template <class T>
-i64 pick_nc(i64 kc, i64 npix, i64 outer_jobs) {
-  constexpr i64 NR = NR_of<T>();
-  i64 nc = (i64(256) * 1024 / i64(sizeof(T))) / imax(kc, 1);
-  nc = imax(NR, nc / NR * NR);
-  nc = imin(nc, rup(npix, NR));
-  const i64 want = 2 * n_threads();
-  if (outer_jobs * cdiv(npix, nc) < want && npix > NR) {
-    const i64 tiles = cdiv(want, imax(outer_jobs, 1));
-    nc = imax(NR, rup(cdiv(npix, tiles), NR));
+// Column tiles over the flattened (image, pixel) space of one group. Large images are cut
+// into pixel ranges of one image; small ones are grouped whole, `ipt` images a tile, so the
+// micro-kernel still sees full NR-wide panels (a 4×4 output has only 16 pixels).
+struct Tiling {
+  i64 PQ, N, nc, ipt, per_img, count;
+  // tile -> images [n0, n1) and pixels [t0, t1) of each
+  void tile(i64 i, i64& n0, i64& n1, i64& t0, i64& t1) const {
+    if (ipt > 1) {
+      n0 = i * ipt; n1 = imin(N, n0 + ipt); t0 = 0; t1 = PQ;
+    } else {
+      n0 = i / per_img; n1 = n0 + 1; t0 = (i % per_img) * nc; t1 = imin(PQ, t0 + nc);
+    }
   }
-  return nc;
+};
+
+// target: columns a tile should have; outer: independent jobs besides the tiles (groups,
+// channel blocks). Keeps at least ~2 jobs per thread when the problem allows it.
+template <class T>
+Tiling make_tiling(i64 N, i64 PQ, i64 target, i64 outer) {
+  constexpr i64 NR = NR_of<T>();
+  Tiling tl{};
+  tl.PQ = PQ; tl.N = N;
+  target = imax(NR, target / NR * NR);
+  const i64 want = 2 * n_threads();
+  if (PQ >= target || PQ >= 4 * NR) {
+    i64 nc = imin(target, rup(PQ, NR));
+    if (outer * N * cdiv(PQ, nc) < want && PQ > NR) nc = imax(NR, rup(cdiv(PQ, cdiv(want, imax(1, outer * N))), NR));
+    tl.nc = nc; tl.ipt = 1; tl.per_img = cdiv(PQ, nc); tl.count = N * tl.per_img;
+  } else {
+    i64 ipt = imax(1, target / PQ);
+    if (outer * cdiv(N, ipt) < want) ipt = imax(1, cdiv(N, cdiv(want, imax(1, outer))));
+    tl.ipt = ipt; tl.nc = PQ; tl.per_img = 1; tl.count = cdiv(N, ipt);
+  }
+  return tl;
 }
 
 constexpr i64 kKC = 256;  // reduction block: one NR-wide B column panel fits L1
@@ -278,34 +337,46 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
   // weights packed once: (G, mb, kred, MR)
   Scratch<T> apack(G * mb * kred * MR);
 #pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
-  for (i64 g = 0; g < G; ++g) pack_a(w + g * Kg * kred, kred, 1, Kg, kred, apack.p + g * mb * kred * MR);
+  for (i64 g = 0; g < G; ++g) pack_a(w + g * Kg * kred, kred, 1, Kg, kred, apack.p + g * mb * kred * MR, kred, 0);
+  TapTable tab(p);
 
   const i64 kc_max = imin(kred, kKC);
-  const i64 nc = pick_nc<T>(kc_max, PQ, p.N * G);
-  const i64 ntiles = cdiv(PQ, nc), ldb = rup(nc, NR);
-  const i64 jobs = p.N * G * ntiles;
+  // the packed B block (kc × columns) around 256 KiB (L2)
+  const Tiling tl = make_tiling<T>(p.N, PQ, (i64(256) * 1024 / i64(sizeof(T))) / kc_max, G);
+  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = rup(cols_max, NR);
+  const i64 jobs = G * tl.count;
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
     Scratch<T> bbuf(kc_max * ldb);
+    Scratch<T> ctile(tl.ipt > 1 ? mb * MR * ldb : 0);
 #pragma omp for schedule(dynamic, 1)
     for (i64 job = 0; job < jobs; ++job) {
-      const i64 tile = job % ntiles, ng = job / ntiles, g = ng % G, n = ng / G;
-      const i64 t0 = tile * nc, t1 = imin(PQ, t0 + nc), nt = t1 - t0;
-      const T* xg = x + (n * p.C + g * Cg) * HW;
-      T* og = out + (n * p.K + g * Kg) * PQ + t0;
+      const i64 g = job % G, ti = job / G;
+      i64 n0, n1, t0, t1;
+      tl.tile(ti, n0, n1, t0, t1);
+      const i64 seg = t1 - t0, nt = (n1 - n0) * seg;
+      // one image: write straight into out; several: into ctile, copied out per image
+      T* cbase = tl.ipt > 1 ? ctile.p : out + (n0 * p.K + g * Kg) * PQ + t0;
+      const i64 ldc = tl.ipt > 1 ? ldb : PQ;
       const T* bg = bias ? bias + g * Kg : nullptr;
       const T* ag = apack.p + g * mb * kred * MR;
       for (i64 k0 = 0; k0 < kred; k0 += kc_max) {
         const i64 kc = imin(kc_max, kred - k0);
-        im2col_rows(xg, p, k0, k0 + kc, t0, t1, bbuf.p, ldb);
+        for (i64 n = n0; n < n1; ++n)
+          im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, k0, k0 + kc, t0, t1, bbuf.p + (n - n0) * seg, ldb);
         for (i64 j0 = 0; j0 < nt; j0 += NR) {
           const int nn = int(imin(NR, nt - j0));
           for (i64 ib = 0; ib < mb; ++ib) {
             const int mm = int(imin(MR, Kg - ib * MR));
-            ukernel<T>(kc, ag + (ib * kred + k0) * MR, bbuf.p + j0, ldb, og + ib * MR * PQ + j0, PQ, mm, nn,
+            ukernel<T>(kc, ag + (ib * kred + k0) * MR, bbuf.p + j0, ldb, cbase + ib * MR * ldc + j0, ldc, mm, nn,
                        bg ? bg + ib * MR : nullptr, k0 > 0);
           }
         }
+      }
+      if (tl.ipt > 1) {
+        for (i64 n = n0; n < n1; ++n)
+          for (i64 m = 0; m < Kg; ++m)
+            memcpy(out + (n * p.K + g * Kg + m) * PQ, ctile.p + m * ldb + (n - n0) * PQ, size_t(PQ) * sizeof(T));
       }
     }
   }
@@ -318,8 +389,8 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
   const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, kred = Cg * RS;
   const i64 PQ = p.P * p.Q, HW = p.H * p.W;
   if (p.N == 0) return;
-  // Channel blocks: a job owns dx[n, block] (no races, no atomics). Split channels only
-  // when images × groups cannot feed the threads; bound the dcol rows of a block.
+  // Channel blocks: a job owns dx[images, block] (no races, no atomics). Split channels
+  // only when images × groups cannot feed the threads; bound the dcol rows of a block.
   i64 cb = Cg;
   const i64 want = 2 * n_threads();
   if (p.N * G < want) cb = cdiv(Cg, cdiv(want, p.N * G));
@@ -332,31 +403,42 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
 #pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
   for (i64 gb = 0; gb < G * nblk; ++gb) {
     const i64 g = gb / nblk, bi = gb % nblk, c0 = bi * cb, rows = (imin(Cg, c0 + cb) - c0) * RS;
-    pack_a(w + g * Kg * kred + c0 * RS, 1, kred, rows, Kg, apack.p + gb * blk_stride);
+    pack_a(w + g * Kg * kred + c0 * RS, 1, kred, rows, Kg, apack.p + gb * blk_stride, Kg, 0);
   }
+  TapTable tab(p);
   const i64 kc_max = imin(Kg, kKC);
-  // dcol tile (rows × nc) around 512 KiB.
-  i64 nc = (i64(512) * 1024 / i64(sizeof(T))) / imax(rows_max, 1);
-  nc = imax(NR, imin(nc / NR * NR, rup(PQ, NR)));
-  const i64 ntiles = cdiv(PQ, nc), ldb = rup(nc, NR);
-  const i64 jobs = p.N * G * nblk;
+  // dcol tile (rows × columns) around 512 KiB. A job covers whole images (all their pixel
+  // tiles) so that it owns the dx rows it scatters into.
+  const Tiling tl = make_tiling<T>(p.N, PQ, (i64(512) * 1024 / i64(sizeof(T))) / imax(rows_max, 1), G * nblk);
+  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = rup(cols_max, NR);
+  const i64 img_jobs = tl.ipt > 1 ? tl.count : p.N;
+  const i64 jobs = img_jobs * G * nblk;
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
     Scratch<T> bbuf(kc_max * ldb);
     Scratch<T> dcol(mb_max * MR * ldb);
 #pragma omp for schedule(dynamic, 1)
     for (i64 job = 0; job < jobs; ++job) {
-      const i64 bi = job % nblk, ng = job / nblk, g = ng % G, n = ng / G;
+      const i64 bi = job % nblk, rest = job / nblk, g = rest % G, ij = rest / G;
       const i64 c0 = bi * cb, c1 = imin(Cg, c0 + cb), rows = (c1 - c0) * RS, mb = cdiv(rows, MR);
-      T* dxb = dx + (n * p.C + g * Cg + c0) * HW;
-      for (i64 i = 0; i < (c1 - c0) * HW; ++i) dxb[i] = T(0);
-      const T* dyg = dy + (n * p.K + g * Kg) * PQ;
-      const T* ab = apack.p + (g * nblk + bi) * blk_stride;
-      for (i64 tile = 0; tile < ntiles; ++tile) {
-        const i64 t0 = tile * nc, t1 = imin(PQ, t0 + nc), nt = t1 - t0;
+      const i64 na = tl.ipt > 1 ? ij * tl.ipt : ij, nb = tl.ipt > 1 ? imin(p.N, na + tl.ipt) : ij + 1;
+      for (i64 n = na; n < nb; ++n) {
+        T* dxb = dx + (n * p.C + g * Cg + c0) * HW;
+        for (i64 i = 0; i < (c1 - c0) * HW; ++i) dxb[i] = T(0);
+      }
+      const i64 tiles = tl.ipt > 1 ? 1 : tl.per_img;
+      for (i64 tt = 0; tt < tiles; ++tt) {
+        i64 n0, n1, t0, t1;
+        tl.tile(tl.ipt > 1 ? ij : ij * tl.per_img + tt, n0, n1, t0, t1);
+        const i64 seg = t1 - t0, nt = (n1 - n0) * seg;
         for (i64 k0 = 0; k0 < Kg; k0 += kc_max) {
           const i64 kc = imin(kc_max, Kg - k0);
-          for (i64 kk = 0; kk < kc; ++kk) memcpy(bbuf.p + kk * ldb, dyg + (k0 + kk) * PQ + t0, size_t(nt) * sizeof(T));
+          for (i64 n = n0; n < n1; ++n) {
+            const T* dyn = dy + (n * p.K + g * Kg + k0) * PQ + t0;
+            for (i64 kk = 0; kk < kc; ++kk)
+              memcpy(bbuf.p + kk * ldb + (n - n0) * seg, dyn + kk * PQ, size_t(seg) * sizeof(T));
+          }
+          const T* ab = apack.p + (g * nblk + bi) * blk_stride;
           for (i64 j0 = 0; j0 < nt; j0 += NR) {
             const int nn = int(imin(NR, nt - j0));
             for (i64 ib = 0; ib < mb; ++ib) {
@@ -366,7 +448,8 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
             }
           }
         }
-        col2im_rows(dxb, p, 0, rows, t0, t1, dcol.p, ldb);
+        for (i64 n = n0; n < n1; ++n)
+          col2im_rows(dx + (n * p.C + g * Cg + c0) * HW, p, tab.off, 0, rows, t0, t1, dcol.p + (n - n0) * seg, ldb);
       }
     }
   }
@@ -393,8 +476,12 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
   const i64 rbh = rup(cdiv(Kg, nrb), MR);
   nrb = cdiv(Kg, rbh);
   const i64 jobs = G * nrb * ncb;
-  const i64 KC = kKC;
+  // Reduction chunks over (image, pixel): pixel ranges of one image, or whole small images
+  // side by side, about kKC steps each. The order is fixed: the same bits for any threads.
+  const i64 ipt = PQ >= kKC ? 1 : imax(1, kKC / PQ);
+  const i64 seg_max = PQ >= kKC ? kKC : PQ, KC = ipt * seg_max;
   const i64 ldc = cbw;
+  TapTable tab(p);
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
     Scratch<T> cacc(rbh * ldc);
@@ -407,15 +494,17 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
       const i64 col0 = cbi * cbw, cols = imin(kred, col0 + cbw) - col0;
       const i64 r0 = rbi * rbh, rows = imin(Kg, r0 + rbh) - r0, mb = cdiv(rows, MR);
       bool first = true;
-      for (i64 n = 0; n < p.N; ++n) {
-        const T* xg = x + (n * p.C + g * Cg) * HW;
-        const T* dyr = dy + (n * p.K + g * Kg + r0) * PQ;
-        for (i64 t0 = 0; t0 < PQ; t0 += KC) {
-          const i64 kc = imin(KC, PQ - t0);
-          // A: dy rows (k) with the pixel index as reduction.
-          pack_a(dyr + t0, PQ, 1, rows, kc, apk.p);
-          // B: colᵀ — im2col rows for this column block, then transposed to [pixel][col].
-          im2col_rows(xg, p, col0, col0 + cols, t0, t0 + kc, tmp.p, KC);
+      for (i64 n0 = 0; n0 < p.N; n0 += ipt) {
+        const i64 n1 = imin(p.N, n0 + ipt);
+        for (i64 t0 = 0; t0 < PQ; t0 += seg_max) {
+          const i64 seg = imin(seg_max, PQ - t0), kc = (n1 - n0) * seg;
+          for (i64 n = n0; n < n1; ++n) {
+            const i64 co = (n - n0) * seg;
+            // A: dy rows (k) with the pixel index as reduction.
+            pack_a(dy + (n * p.K + g * Kg + r0) * PQ + t0, PQ, 1, rows, seg, apk.p, kc, co);
+            // B: colᵀ — im2col rows of this column block, transposed below to [pixel][col].
+            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, tmp.p + co, KC);
+          }
           for (i64 j = 0; j < cols; ++j) {
             const T* s = tmp.p + j * KC;
             T* d = bbuf.p + j;
@@ -431,9 +520,6 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
           }
           first = false;
         }
-      }
-      if (PQ == 0) {
-        for (i64 i = 0; i < rows * ldc; ++i) cacc.p[i] = T(0);
       }
       for (i64 i = 0; i < rows; ++i)
         memcpy(dw + (g * Kg + r0 + i) * kred + col0, cacc.p + i * ldc, size_t(cols) * sizeof(T));
