@@ -419,26 +419,37 @@ void backward_core(const typename V::T* dout, const typename V::T* q, const type
         istart = istart / W * W;
         for (i64 i0 = istart; i0 < p.Lq; i0 += kBM) {
           const i64 rows = (p.Lq - i0) < kBM ? (p.Lq - i0) : kBM, Np = round_up(rows, W);
-          gemm<V>(n, Np, D, K + j0 * D, D, 1, Qt + i0, Lqp, St, kBM, false);   // St = S^T (log2 units)
-          gemm<V>(n, Np, D, Vv + j0 * D, D, 1, dOt + i0, Lqp, dSt, kBM, false);  // dSt = dP^T
-          const bool mask = p.causal && j0 + n - 1 > i0 + off;
-          for (i64 c = 0; c < n; ++c) {
-            const i64 hide = mask ? (j0 + c - off - i0 < Np ? j0 + c - off - i0 : Np) : 0;
-            for (i64 r0 = 0; r0 < Np; r0 += W) {
-              typename V::R pr = V::exp2(V::sub(V::load(St + c * kBM + r0), V::load(lse2 + i0 + r0)));
-              V::store(St + c * kBM + r0, pr);
+          // On the causal diagonal, 16-key slices skip the query rows that see none of their keys.
+          const bool diag = p.causal && j0 + n - 1 > i0 + off;
+          const i64 slice = diag ? kBD : n;
+          for (i64 c0 = 0; c0 < n; c0 += slice) {
+            const i64 nc = (n - c0) < slice ? (n - c0) : slice;
+            i64 rs = p.causal ? j0 + c0 - off - i0 : 0;
+            rs = rs < 0 ? 0 : rs / W * W;
+            if (rs >= rows) continue;  // seen only by later query tiles
+            const T* Kc = K + (j0 + c0) * D;
+            const T* Vc = Vv + (j0 + c0) * D;
+            gemm<V>(nc, Np - rs, D, Kc, D, 1, Qt + i0 + rs, Lqp, St + rs, kBM, false);   // St = S^T (log2 units)
+            gemm<V>(nc, Np - rs, D, Vc, D, 1, dOt + i0 + rs, Lqp, dSt + rs, kBM, false);  // dSt = dP^T
+            for (i64 c = 0; c < nc; ++c) {
+              const i64 hv = j0 + c0 + c - off - i0;
+              const i64 hide = diag ? (hv < Np ? hv : Np) : 0;
+              for (i64 r0 = rs; r0 < Np; r0 += W) {
+                typename V::R pr = V::exp2(V::sub(V::load(St + c * kBM + r0), V::load(lse2 + i0 + r0)));
+                V::store(St + c * kBM + r0, pr);
+              }
+              for (i64 r = rs; r < hide; ++r) St[c * kBM + r] = T(0);
+              for (i64 r0 = rs; r0 < Np; r0 += W) {
+                const typename V::R ds =
+                    V::mul(V::load(St + c * kBM + r0), V::sub(V::load(dSt + c * kBM + r0), V::load(Di + i0 + r0)));
+                V::store(dSt + c * kBM + r0, ds);
+              }
             }
-            for (i64 r = 0; r < hide; ++r) St[c * kBM + r] = T(0);
-            for (i64 r0 = 0; r0 < Np; r0 += W) {
-              const typename V::R ds =
-                  V::mul(V::load(St + c * kBM + r0), V::sub(V::load(dSt + c * kBM + r0), V::load(Di + i0 + r0)));
-              V::store(dSt + c * kBM + r0, ds);
-            }
+            // dV (nc x D) += P^T . dO ; dK += dS^T . Q ; dQ (rows x D) += dS . K
+            gemm<V>(nc, D, rows - rs, St + rs, kBM, 1, dO + (i0 + rs) * D, D, dVa + c0 * D, D, true);
+            gemm<V>(nc, D, rows - rs, dSt + rs, kBM, 1, Q + (i0 + rs) * D, D, dKa + c0 * D, D, true);
+            gemm<V>(rows - rs, D, nc, dSt + rs, 1, kBM, Kc, D, dQ + (i0 + rs) * D, D, true);
           }
-          // dV (n x D) += P^T . dO ; dK += dS^T . Q ; dQ (rows x D) += dS . K
-          gemm<V>(n, D, rows, St, kBM, 1, dO + i0 * D, D, dVa, D, true);
-          gemm<V>(n, D, rows, dSt, kBM, 1, Q + i0 * D, D, dKa, D, true);
-          gemm<V>(rows, D, n, dSt, 1, kBM, K + j0 * D, D, dQ + i0 * D, D, true);
         }
         for (i64 i = 0; i < n * D; ++i) dK[j0 * D + i] = dKa[i] * scale, dV[j0 * D + i] = dVa[i];
       }
