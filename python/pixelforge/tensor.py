@@ -81,7 +81,7 @@ def _is_array(x) -> bool:
 
 
 def _xp(a):
-    if isinstance(a, np.ndarray):
+    if isinstance(a, (np.ndarray, np.generic)) or not type(a).__module__.startswith("cupy"):
         return np
     import cupy  # noqa: PLC0415
     return cupy
@@ -305,6 +305,8 @@ class Tensor:
             for p, pg in zip(node._parents, pgrads):
                 if pg is None or not p.requires_grad:
                     continue
+                if isinstance(pg, np.generic):  # NumPy turns 0-d results into scalars
+                    pg = np.asarray(pg)
                 if p._backward is None:  # a leaf: accumulate into .grad
                     if p.grad is None:
                         # own copy: an op may hand the same array to several parents
@@ -683,11 +685,14 @@ def matmul(a, b):
     def bw(g):
         A2 = A[None, :] if A.ndim == 1 else A
         B2 = B[:, None] if B.ndim == 1 else B
-        g2 = g
-        if A.ndim == 1:
-            g2 = g2[..., None, :]
-        if B.ndim == 1:
-            g2 = g2[..., None]
+        if A.ndim == 1 and B.ndim == 1:
+            g2 = g.reshape(1, 1)
+        elif A.ndim == 1:
+            g2 = g[..., None, :]
+        elif B.ndim == 1:
+            g2 = g[..., None]
+        else:
+            g2 = g
         ga = gb = None
         if ra:
             ga = _unbroadcast(g2 @ B2.swapaxes(-1, -2), A2.shape).reshape(A.shape)
