@@ -131,8 +131,7 @@ class Diffusion(GenerativeModel):
         from .. import ops  # noqa: PLC0415
         c = self.config
         lr = optim.warmup_cosine(step, float(c["lr"]), int(c["warmup"]), total)
-        for g in self.opt.param_groups:
-            g["lr"] = lr
+        self.opt.lr = lr
         x0 = x * 2 - 1
         n = len(x0)
         t = rng.integers(0, self.schedule.num_train_timesteps, n)
