@@ -8,6 +8,9 @@ NumPy reference, on the issue's shapes:
 
     pytest bench/bench_conv2d.py --benchmark-only          (pytest-benchmark; GFLOP/s in extra_info)
     python bench/bench_conv2d.py [--ref] [--rounds 7]      (one process, interleaved, medians, ratios)
+    OMP_NUM_THREADS=1 python bench/bench_conv2d.py --single [--rounds 5]
+        one thread each, timed by the thread's CPU time (time.thread_time): robust when other
+        processes share the cores, which wall-clock medians are not
 """
 from __future__ import annotations
 
@@ -102,24 +105,37 @@ def test_conv2d(benchmark, who, name, pas):
 
 
 # ----------------------------------------------------------------------------- table
+_clock = time.perf_counter
+
+
 def _median_interleaved(fns, rounds):
     times = {k: [] for k in fns}
     for f in fns.values():
         f()  # warm-up
     for _ in range(rounds):
         for k, f in fns.items():
-            t = time.perf_counter()
+            t = _clock()
             f()
-            times[k].append(time.perf_counter() - t)
+            times[k].append(_clock() - t)
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main(argv):
+    global _clock
     with_ref = "--ref" in argv
     rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 7
-    torch = _torch()
+    if "--single" in argv:
+        os.environ["PF_BENCH_THREADS"] = "1"
+    torch = _torch()  # note: torch.set_num_threads also sets the OpenMP threads pixelforge uses
     from pixelforge import _backend  # noqa: PLC0415
     mod = _backend.cpu_module()
+    if "--single" in argv:
+        if mod is not None and mod.max_threads() != 1:
+            sys.exit("--single needs OMP_NUM_THREADS=1 in the environment")
+        if torch is not None:
+            torch.set_num_threads(1)
+        _clock = time.thread_time
+        print("# timed by thread CPU time, one thread each")
     print(f"# conv2d, float32, pixelforge cpu ({mod.isa() if mod else 'not built'}, "
           f"{mod.max_threads() if mod else 0} threads) vs torch {torch.__version__ if torch else '-'} "
           f"({torch.get_num_threads() if torch else 0} threads); median of {rounds} interleaved runs\n")

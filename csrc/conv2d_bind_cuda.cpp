@@ -41,9 +41,10 @@ void bind(py::module_& m) {
     return pf::cuda::conv2d_ws_floats(params(xs, wsh, ys, g, "x", "grad_out"));
   });
   m.def("conv2d_forward", [](std::uintptr_t x, std::uintptr_t w, std::uintptr_t b, std::uintptr_t y, Shape xs,
-                             Shape wsh, Shape ys, Shape g, int dtype, std::uintptr_t stream) {
+                             Shape wsh, Shape ys, Shape g, std::int64_t bias_len, int dtype, std::uintptr_t stream) {
     const auto p = params(xs, wsh, ys, g, "x", "out");
     check_dtype(dtype);
+    PF_CHECK(b == 0 || bias_len == p.K, "bias: length must equal weight.shape[0]");
     const bool any = p.N > 0;
     void* xp = ptr_if(x, any, "x");
     void* wp = pfb::dev_ptr(w, "weight");

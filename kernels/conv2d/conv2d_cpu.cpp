@@ -1,18 +1,24 @@
 // kernels/conv2d/conv2d_cpu.cpp: 2-D convolution on the CPU, all three passes.
 // Compiled three times (generic, AVX2+FMA, AVX-512 flags) into PF_ISA_NS.
 //
-// Every pass is a GEMM fed by a packed, bounded panel (never a whole-batch im2col):
-//   forward          out_g (Kg × PQ)   = W_g (Kg × CgRS) · col (CgRS × PQ)
-//                    OpenMP over (image, group, pixel tile); col packed per tile.
-//   backward-data    dcol (CgRS × PQ)  = W_gᵀ · dy_g, then col2im (scatter-add) into dx.
-//                    OpenMP over (image, group, channel block): each job owns its dx rows.
-//   backward-weight  dW_g (Kg × CgRS)  = Σ_n dy_g · colᵀ, OpenMP over (group, row block,
-//                    column block) of dW; every element is reduced in the same order
-//                    (image, pixel) whatever the thread count, so results are deterministic.
-// One register-blocked micro-kernel (MR rows × NR columns of accumulators, B rows read with
-// a leading dimension) serves all three:
-//   AVX-512: float 12×32, double 12×16   AVX2+FMA: float 6×16, double 6×8
-//   generic: 4×8 scalars (the compiler vectorizes what it can)
+// Every pass is a GEMM fed by packed, bounded panels (never a whole-batch im2col):
+//   forward          out_g (Kg × cols) = W_g (Kg × CgRS) · col (CgRS × cols)
+//                    OpenMP over (group, column tile); a tile is a pixel range of one image
+//                    or several whole small images (so 4×4 outputs still fill the kernel).
+//   backward-data    dcol (CgRS × cols) = W_gᵀ · dy_g, then col2im (scatter-add) into dx.
+//                    OpenMP over (images, group, channel block): a job owns its dx rows.
+//   backward-weight  dW_g (Kg × CgRS) = Σ dy_g · colᵀ over (image, pixel) chunks, OpenMP
+//                    over (group, row block, column block) of dW. Both operands keep the
+//                    pixel index contiguous, so a dot-product micro-kernel consumes them
+//                    without transposes; every element is reduced in the same order whatever
+//                    the thread count (deterministic).
+// Micro-kernels (register-blocked; B rows read with a leading dimension):
+//   outer-product (forward, backward-data)   AVX-512: float 8×32, double 8×16
+//                                            AVX2+FMA: float 6×16, double 6×8; generic 4×8
+//   dot-product (backward-weight)            AVX-512 4×6, AVX2 3×4, generic 2×4 vectors
+// im2col rows come from a per-call tap-offset table (strided or small outputs) or from
+// clipped contiguous segments of input rows (large stride-1 outputs).
+// Workspace: the packed weights plus per-thread panels sized by tiles, never by the batch.
 // Nothing here instantiates an std:: template (see kernels/common/common.h).
 
 #include <string.h>
@@ -57,23 +63,38 @@ template <class T> struct V;
 #if defined(__AVX512F__)
 template <> struct V<float> {
   using R = __m512;
-  static constexpr int L = 16, MR = 12, NV = 2;
+  static constexpr int L = 16, MR = 8, NV = 2;
   static R zero() { return _mm512_setzero_ps(); }
   static R load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
   static R set1(float v) { return _mm512_set1_ps(v); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static float hsum(R a) {  // (maskz forms: the plain ones trip a GCC 12 -Wmaybe-uninitialized)
+    const __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 0)),
+                                   _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 1)));
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+  }
+  static constexpr int DM = 4, DN = 6;
 };
 template <> struct V<double> {
   using R = __m512d;
-  static constexpr int L = 8, MR = 12, NV = 2;
+  static constexpr int L = 8, MR = 8, NV = 2;
   static R zero() { return _mm512_setzero_pd(); }
   static R load(const double* p) { return _mm512_loadu_pd(p); }
   static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
   static R set1(double v) { return _mm512_set1_pd(v); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static double hsum(R a) {
+    const __m256d h = _mm256_add_pd(_mm512_maskz_extractf64x4_pd(0xFF, a, 0), _mm512_maskz_extractf64x4_pd(0xFF, a, 1));
+    const __m128d v = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
+  }
+  static constexpr int DM = 4, DN = 6;
 };
 #elif defined(__AVX2__) && defined(__FMA__)
 template <> struct V<float> {
@@ -85,6 +106,13 @@ template <> struct V<float> {
   static R set1(float v) { return _mm256_set1_ps(v); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static float hsum(R a) {
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+  }
+  static constexpr int DM = 3, DN = 4;
 };
 template <> struct V<double> {
   using R = __m256d;
@@ -95,6 +123,11 @@ template <> struct V<double> {
   static R set1(double v) { return _mm256_set1_pd(v); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static double hsum(R a) {
+    __m128d v = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
+  }
+  static constexpr int DM = 3, DN = 4;
 };
 #else
 // Portable: one scalar per "vector"; 4×8 accumulators the compiler may keep in SSE registers.
@@ -107,6 +140,8 @@ template <class T> struct VScalar {
   static R set1(T v) { return v; }
   static R fma(R a, R b, R c) { return a * b + c; }
   static R add(R a, R b) { return a + b; }
+  static T hsum(R a) { return a; }
+  static constexpr int DM = 2, DN = 4;
 };
 template <> struct V<float> : VScalar<float> {};
 template <> struct V<double> : VScalar<double> {};
@@ -166,6 +201,42 @@ void ukernel(i64 kc, const T* __restrict a, const T* __restrict b, i64 ldb, T* _
     const T init = (!accumulate && row_init) ? row_init[i] : T(0);
     for (int j = 0; j < n; ++j) ci[j] = accumulate ? ci[j] + tmp[i * NR + j] : tmp[i * NR + j] + init;
   }
+}
+
+// C[m×n] += A·Bᵀ where both operands keep the reduction contiguous (the weight gradient:
+// dy rows and im2col rows are both pixel-contiguous, so nothing is transposed). a: m rows
+// at stride lda, b: n rows at stride ldb, kv steps (a multiple of the vector length; the
+// callers zero-pad). Each of the DM×DN outputs is a vector of partial sums, reduced once.
+template <class T>
+void dot_kernel(i64 kv, const T* __restrict a, i64 lda, const T* __restrict b, i64 ldb, T* __restrict c, i64 ldc,
+                int m, int n) {
+  using VT = V<T>;
+  using R = typename VT::R;
+  constexpr int DM = VT::DM, DN = VT::DN, L = VT::L;
+  const T* ar[DM];
+  const T* br[DN];
+#pragma GCC unroll 8
+  for (int i = 0; i < DM; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;  // rows past m: re-read row m-1
+#pragma GCC unroll 8
+  for (int j = 0; j < DN; ++j) br[j] = b + (j < n ? j : n - 1) * ldb;
+  R acc[DM][DN];
+#pragma GCC unroll 8
+  for (int i = 0; i < DM; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) acc[i][j] = VT::zero();
+  for (i64 k = 0; k < kv; k += L) {
+    R av[DM];
+#pragma GCC unroll 8
+    for (int i = 0; i < DM; ++i) av[i] = VT::load(ar[i] + k);
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) {
+      const R bv = VT::load(br[j] + k);
+#pragma GCC unroll 8
+      for (int i = 0; i < DM; ++i) acc[i][j] = VT::fma(av[i], bv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) c[i * ldc + j] += VT::hsum(acc[i][j]);
 }
 
 // ---------------------------------------------------------------- im2col / col2im rows
@@ -458,71 +529,67 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
 // ---------------------------------------------------------------- backward-weight
 template <class T>
 void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) {
-  constexpr int MR = MR_of<T>(), NR = NR_of<T>();
+  constexpr int L = V<T>::L, DM = V<T>::DM, DN = V<T>::DN;
   const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, kred = Cg * RS;
   const i64 PQ = p.P * p.Q, HW = p.H * p.W;
   if (p.N == 0) {
     for (i64 i = 0; i < p.K * kred; ++i) dw[i] = T(0);
     return;
   }
-  // Jobs tile dW_g (Kg × kred); aim for a few jobs per thread, column blocks ≤ 256.
+  // Jobs tile dW_g (Kg × kred): all rows, column blocks of ≤ 256 taps; rows are split only
+  // when groups × column blocks cannot feed the threads.
   const i64 want = 2 * n_threads();
   i64 ncb = cdiv(kred, 256);
-  if (G * ncb < want) ncb = imin(cdiv(kred, NR), cdiv(want, G));
-  const i64 cbw = rup(cdiv(kred, ncb), NR);
+  if (G * ncb < want) ncb = imin(cdiv(kred, DN), cdiv(want, G));
+  const i64 cbw = rup(cdiv(kred, ncb), DN);
   ncb = cdiv(kred, cbw);
   i64 nrb = 1;
-  if (G * ncb < want) nrb = imin(cdiv(Kg, MR), cdiv(want, G * ncb));
-  const i64 rbh = rup(cdiv(Kg, nrb), MR);
+  if (G * ncb < want) nrb = imin(cdiv(Kg, DM), cdiv(want, G * ncb));
+  const i64 rbh = rup(cdiv(Kg, nrb), DM);
   nrb = cdiv(Kg, rbh);
   const i64 jobs = G * nrb * ncb;
   // Reduction chunks over (image, pixel): pixel ranges of one image, or whole small images
-  // side by side, about kKC steps each. The order is fixed: the same bits for any threads.
+  // side by side, about kKC steps each, zero-padded to the vector length. The order is
+  // fixed, so the result has the same bits for any thread count.
   const i64 ipt = PQ >= kKC ? 1 : imax(1, kKC / PQ);
-  const i64 seg_max = PQ >= kKC ? kKC : PQ, KC = ipt * seg_max;
-  const i64 ldc = cbw;
+  const i64 seg_max = PQ >= kKC ? kKC : PQ, KC = rup(ipt * seg_max, L);
   TapTable tab(p);
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
-    Scratch<T> cacc(rbh * ldc);
-    Scratch<T> apk(rbh * KC);
-    Scratch<T> tmp(cbw * KC);
-    Scratch<T> bbuf(KC * cbw);
+    Scratch<T> cacc(rbh * cbw);
+    Scratch<T> abuf(rbh * KC);   // dy rows of the chunk, pixel-contiguous
+    Scratch<T> bbuf(cbw * KC);   // im2col rows of the chunk
 #pragma omp for schedule(dynamic, 1)
     for (i64 job = 0; job < jobs; ++job) {
       const i64 cbi = job % ncb, rest = job / ncb, rbi = rest % nrb, g = rest / nrb;
       const i64 col0 = cbi * cbw, cols = imin(kred, col0 + cbw) - col0;
-      const i64 r0 = rbi * rbh, rows = imin(Kg, r0 + rbh) - r0, mb = cdiv(rows, MR);
-      bool first = true;
+      const i64 r0 = rbi * rbh, rows = imin(Kg, r0 + rbh) - r0;
+      for (i64 i = 0; i < rows * cbw; ++i) cacc.p[i] = T(0);
       for (i64 n0 = 0; n0 < p.N; n0 += ipt) {
         const i64 n1 = imin(p.N, n0 + ipt);
         for (i64 t0 = 0; t0 < PQ; t0 += seg_max) {
-          const i64 seg = imin(seg_max, PQ - t0), kc = (n1 - n0) * seg;
+          const i64 seg = imin(seg_max, PQ - t0), kc = (n1 - n0) * seg, kv = rup(kc, L);
           for (i64 n = n0; n < n1; ++n) {
             const i64 co = (n - n0) * seg;
-            // A: dy rows (k) with the pixel index as reduction.
-            pack_a(dy + (n * p.K + g * Kg + r0) * PQ + t0, PQ, 1, rows, seg, apk.p, kc, co);
-            // B: colᵀ — im2col rows of this column block, transposed below to [pixel][col].
-            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, tmp.p + co, KC);
+            const T* dyr = dy + (n * p.K + g * Kg + r0) * PQ + t0;
+            for (i64 i = 0; i < rows; ++i) memcpy(abuf.p + i * KC + co, dyr + i * PQ, size_t(seg) * sizeof(T));
+            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, bbuf.p + co, KC);
           }
-          for (i64 j = 0; j < cols; ++j) {
-            const T* s = tmp.p + j * KC;
-            T* d = bbuf.p + j;
-            for (i64 kk = 0; kk < kc; ++kk) d[kk * cbw] = s[kk];
+          if (kv > kc) {  // zero the vector tail of every row
+            for (i64 i = 0; i < rows; ++i) for (i64 k = kc; k < kv; ++k) abuf.p[i * KC + k] = T(0);
+            for (i64 j = 0; j < cols; ++j) for (i64 k = kc; k < kv; ++k) bbuf.p[j * KC + k] = T(0);
           }
-          for (i64 j0 = 0; j0 < cols; j0 += NR) {
-            const int nn = int(imin(NR, cols - j0));
-            for (i64 ib = 0; ib < mb; ++ib) {
-              const int mm = int(imin(MR, rows - ib * MR));
-              ukernel<T>(kc, apk.p + ib * kc * MR, bbuf.p + j0, cbw, cacc.p + ib * MR * ldc + j0, ldc, mm, nn, nullptr,
-                         !first);
+          for (i64 j0 = 0; j0 < cols; j0 += DN) {
+            const int nn = int(imin(DN, cols - j0));
+            for (i64 i0 = 0; i0 < rows; i0 += DM) {
+              const int mm = int(imin(DM, rows - i0));
+              dot_kernel<T>(kv, abuf.p + i0 * KC, KC, bbuf.p + j0 * KC, KC, cacc.p + i0 * cbw + j0, cbw, mm, nn);
             }
           }
-          first = false;
         }
       }
       for (i64 i = 0; i < rows; ++i)
-        memcpy(dw + (g * Kg + r0 + i) * kred + col0, cacc.p + i * ldc, size_t(cols) * sizeof(T));
+        memcpy(dw + (g * Kg + r0 + i) * kred + col0, cacc.p + i * cbw, size_t(cols) * sizeof(T));
     }
   }
 }

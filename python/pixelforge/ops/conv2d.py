@@ -334,7 +334,7 @@ def _load_cuda():
     def forward(x, w, b, geo):
         out = cp.empty((x.shape[0], w.shape[0]) + geo.out_hw, x.dtype)
         mod.conv2d_forward(ptr(x), ptr(w), ptr(b), ptr(out), list(x.shape), list(w.shape), list(out.shape),
-                           geo.args(), code(x), stream())
+                           geo.args(), 0 if b is None else int(b.shape[0]), code(x), stream())
         return out
 
     def backward_data(dy, w, x_shape, geo):

@@ -58,7 +58,7 @@ def conv2d(x, weight, bias, stride, pad, dilation, groups, out_hw):
     for r in range(R):
         for s in range(S):
             win = _window(xpad, r, s, P, Q, sh, sw, dh, dw).reshape(N, G, Cg, P, Q)
-            out += xp.einsum("ngcpq,gkc->ngkpq", win, wg[:, :, :, r, s])
+            out += xp.einsum("ngcpq,gkc->ngkpq", win, wg[:, :, :, r, s], optimize=True)
     out = out.reshape(N, K, P, Q)
     if bias is not None:
         out += bias.astype(dt).reshape(1, K, 1, 1)
@@ -81,7 +81,7 @@ def conv2d_input_grad(grad_out, weight, x_shape, stride, pad, dilation, groups):
     dyg = dy.reshape(N, G, K // G, P, Q)
     for r in range(R):
         for s in range(S):
-            contrib = xp.einsum("ngkpq,gkc->ngcpq", dyg, wg[:, :, :, r, s]).reshape(N, C, P, Q)
+            contrib = xp.einsum("ngkpq,gkc->ngcpq", dyg, wg[:, :, :, r, s], optimize=True).reshape(N, C, P, Q)
             dxpad[:, :, r * dh: r * dh + (P - 1) * sh + 1: sh, s * dw: s * dw + (Q - 1) * sw + 1: sw] += contrib
     return dxpad[:, :, pt:pt + H, pl:pl + W]
 
@@ -102,7 +102,7 @@ def conv2d_weight_grad(x, grad_out, w_shape, stride, pad, dilation, groups):
     for r in range(R):
         for s in range(S):
             win = _window(xpad, r, s, P, Q, sh, sw, dh, dw).reshape(N, G, Cg, P, Q)
-            dwt[:, :, :, r, s] = xp.einsum("ngkpq,ngcpq->gkc", dyg, win)
+            dwt[:, :, :, r, s] = xp.einsum("ngkpq,ngcpq->gkc", dyg, win, optimize=True)
     return dwt.reshape(K, Cg, R, S)
 
 
