@@ -1,0 +1,80 @@
+"""Noise schedules for diffusion: the betas, alphas and alphas_cumprod of diffusers'
+schedulers for the same configuration, in float64.
+
+beta_schedule:
+- "linear":            linspace(beta_start, beta_end, T)
+- "scaled_linear":     linspace(sqrt(beta_start), sqrt(beta_end), T) ** 2   (latent diffusion)
+- "squaredcos_cap_v2": beta_i = min(1 - abar((i+1)/T) / abar(i/T), 0.999),
+                       abar(t) = cos((t + 0.008) / 1.008 * pi / 2) ** 2   (Nichol & Dhariwal)
+- "sigmoid":           sigmoid(linspace(-6, 6, T)) * (beta_end - beta_start) + beta_start  (GeoDiff)
+diffusers builds these in float32; ours are the float64 values of the same formulas, so they agree
+to float32 rounding.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["NoiseSchedule", "BETA_SCHEDULES", "make_betas"]
+
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
+
+
+def _cosine_alpha_bar(t):
+    return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
+
+def make_betas(num_train_timesteps, beta_schedule, beta_start, beta_end):
+    """float64 (T,) betas of one of :data:`BETA_SCHEDULES`."""
+    T = num_train_timesteps
+    if beta_schedule == "linear":
+        return np.linspace(beta_start, beta_end, T, dtype=np.float64)
+    if beta_schedule == "scaled_linear":
+        return np.linspace(beta_start ** 0.5, beta_end ** 0.5, T, dtype=np.float64) ** 2
+    if beta_schedule == "squaredcos_cap_v2":
+        return np.array([min(1 - _cosine_alpha_bar((i + 1) / T) / _cosine_alpha_bar(i / T), 0.999)
+                         for i in range(T)], np.float64)
+    if beta_schedule == "sigmoid":
+        x = np.linspace(-6.0, 6.0, T, dtype=np.float64)
+        return 1.0 / (1.0 + np.exp(-x)) * (beta_end - beta_start) + beta_start
+    raise ValueError(f"beta_schedule: unknown schedule {beta_schedule!r}; expected one of {BETA_SCHEDULES}")
+
+
+class NoiseSchedule:
+    """A discrete diffusion noise schedule.
+
+    num_train_timesteps T >= 1; beta_schedule one of :data:`BETA_SCHEDULES`; beta_start, beta_end:
+    used by "linear", "scaled_linear" and "sigmoid" (0 < beta <= 1).
+    Attributes (float64 numpy arrays of shape (T,)): ``betas``, ``alphas = 1 - betas``,
+    ``alphas_cumprod`` (the running product of alphas).
+    """
+
+    def __init__(self, num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02):
+        if isinstance(num_train_timesteps, bool) or not isinstance(num_train_timesteps, numbers.Integral):
+            raise TypeError(f"num_train_timesteps: expected an int, got {type(num_train_timesteps).__name__}")
+        if num_train_timesteps < 1:
+            raise ValueError(f"num_train_timesteps: must be >= 1, got {num_train_timesteps}")
+        if not isinstance(beta_schedule, str):
+            raise TypeError(f"beta_schedule: expected a string, got {type(beta_schedule).__name__}")
+        if beta_schedule not in BETA_SCHEDULES:
+            raise ValueError(f"beta_schedule: unknown schedule {beta_schedule!r}; expected one of {BETA_SCHEDULES}")
+        for name, v in (("beta_start", beta_start), ("beta_end", beta_end)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise TypeError(f"{name}: expected a real number, got {type(v).__name__}")
+            if not 0 < v <= 1:
+                raise ValueError(f"{name}: must lie in (0, 1], got {v}")
+        self.num_train_timesteps = int(num_train_timesteps)
+        self.beta_schedule = beta_schedule
+        self.beta_start, self.beta_end = float(beta_start), float(beta_end)
+        self.betas = make_betas(self.num_train_timesteps, beta_schedule, self.beta_start, self.beta_end)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = np.cumprod(self.alphas)
+
+    def __len__(self):
+        return self.num_train_timesteps
+
+    def __repr__(self):
+        return (f"NoiseSchedule(num_train_timesteps={self.num_train_timesteps}, "
+                f"beta_schedule={self.beta_schedule!r}, beta_start={self.beta_start}, beta_end={self.beta_end})")
