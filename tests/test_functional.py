@@ -115,9 +115,20 @@ def test_linear(xshape, bias):
                   *[a.astype(np.float32) for a in args])
 
 
+@pytest.fixture(params=["numba", "vectorized"])
+def norm_path(request, monkeypatch):
+    """Run the norms through the fused Numba kernels (serial and prange) or the vectorized pass."""
+    if request.param == "vectorized":
+        monkeypatch.setitem(F._NORM, "mod", None)
+    else:
+        if F._numba_norm() is None:
+            pytest.skip("numba not installed")
+    return request.param
+
+
 @pytest.mark.parametrize("shape,groups", [((2, 6, 3, 5), 3), ((3, 4, 7), 1), ((1, 4, 1, 2), 4), ((2, 2, 5), 2)])
 @pytest.mark.parametrize("affine", [True, False])
-def test_group_norm(shape, groups, affine):
+def test_group_norm(shape, groups, affine, norm_path):
     c = shape[1]
     args = [r(*shape, scale=2.0) + 0.5] + ([r(c, seed=1), r(c, seed=2)] if affine else [])
     gradcheck(lambda x, *wb: F.group_norm(x, groups, *wb), *args, rtol=1e-5, atol=1e-6)
@@ -130,7 +141,7 @@ def test_group_norm(shape, groups, affine):
 
 
 @pytest.mark.parametrize("shape,norm", [((3, 5), (5,)), ((2, 3, 4), (3, 4)), ((2, 1, 6), (6,))])
-def test_layer_norm(shape, norm):
+def test_layer_norm(shape, norm, norm_path):
     args = [r(*shape, scale=3.0) - 1, r(*norm, seed=1), r(*norm, seed=2)]
     gradcheck(lambda x, w, b: F.layer_norm(x, norm, w, b), *args, rtol=1e-5, atol=1e-6)
     gradcheck(lambda x: F.layer_norm(x, norm), args[0], rtol=1e-5, atol=1e-6)
@@ -138,6 +149,30 @@ def test_layer_norm(shape, norm):
     torch_compare(lambda x, w, b: F.layer_norm(x, norm, w, b),
                   lambda x, w, b: torch.nn.functional.layer_norm(x, norm, w, b),
                   *[a.astype(np.float32) for a in args])
+
+
+def test_norms_parallel_kernel(monkeypatch):
+    if F._numba_norm() is None:
+        pytest.skip("numba not installed")
+    from pixelforge.ops._numba import norm
+    monkeypatch.setattr(norm, "PARALLEL_MIN", 1)  # the prange variant for these small sizes
+    gradcheck(lambda x, w, b: F.group_norm(x, 3, w, b), r(2, 6, 3, 5) + 1, r(6, seed=1), r(6, seed=2),
+              rtol=1e-5, atol=1e-6)
+    gradcheck(lambda x, w, b: F.layer_norm(x, (3, 4), w, b), r(2, 3, 4), r(3, 4, seed=1), r(3, 4, seed=2),
+              rtol=1e-5, atol=1e-6)
+
+
+def test_norms_edge_inputs(norm_path):
+    # empty batch, non-contiguous input, only some inputs needing grads
+    assert F.group_norm(pf.Tensor(np.zeros((0, 4, 3), np.float32)), 2).shape == (0, 4, 3)
+    w0 = pf.Tensor(np.ones(4, np.float32), requires_grad=True)
+    F.group_norm(pf.Tensor(np.zeros((0, 4, 3), np.float32)), 2, w0).sum().backward()
+    np.testing.assert_array_equal(w0.grad, np.zeros(4))
+    gradcheck(lambda x, w: F.group_norm(x.transpose(2, 3), 2, w), r(2, 4, 3, 5), r(4, seed=1), rtol=1e-5, atol=1e-6)
+    x = pf.Tensor(r(3, 6))
+    w = pf.Tensor(r(6, seed=1), requires_grad=True)
+    F.layer_norm(x, 6, w).sum().backward()
+    assert w.grad.shape == (6,) and x.grad is None
 
 
 # ----------------------------------------------------------------------------- losses
@@ -302,6 +337,8 @@ def test_errors():
         F.group_norm(pf.Tensor(f32(2, 6, 3)), 4)
     with pytest.raises(ValueError, match="normalized_shape"):
         F.layer_norm(x, (5,))
+    with pytest.raises(ValueError, match="weight"):
+        F.group_norm(pf.Tensor(f32(2, 6, 3)), 2, pf.Tensor(f32(4)))
     with pytest.raises(ValueError, match="target"):
         F.mse_loss(x, pf.Tensor(f32(2, 3)))
     with pytest.raises(ValueError, match="reduction"):

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .ops._ref import norm as _refnorm
 from .tensor import Tensor, _new, _node, _to_array, _unbroadcast, _xp, cat, stack, where  # noqa: F401
 
 __all__ = ["conv2d", "conv_transpose2d", "attention", "scaled_dot_product_attention", "linear", "bias_act",
@@ -180,36 +181,84 @@ def linear(input, weight, bias=None):  # noqa: A002
 
 
 # ----------------------------------------------------------------------------- norms
-def _norm_fwd(a, axes, eps):
-    mean = a.mean(axis=axes, keepdims=True)
-    xc = a - mean
-    var = (xc * xc).mean(axis=axes, keepdims=True)
-    rstd = 1.0 / _xp(a).sqrt(var + eps)
-    return xc * rstd, rstd
+def _numba_norm():
+    """The fused Numba kernels (ops/_numba/norm.py), or None without Numba."""
+    mod = _NORM.get("mod", False)
+    if mod is False:
+        from . import _backend  # noqa: PLC0415
+        mod = None
+        if _backend.numba_version() is not None:
+            from .ops._numba import norm as mod  # noqa: PLC0415
+        _NORM["mod"] = mod
+    return mod
 
 
-def _norm_bwd(gxhat, xhat, rstd, axes):
-    # d/dx of (x - mean) * rstd: rstd * (g - mean(g) - xhat * mean(g * xhat))
-    m1 = gxhat.mean(axis=axes, keepdims=True)
-    m2 = (gxhat * xhat).mean(axis=axes, keepdims=True)
-    return rstd * (gxhat - m1 - xhat * m2)
+_NORM: dict = {}
+
+
+def _fused_rows_norm(x, rows2d, groups, inner, w, b, eps, wshape):
+    """Normalization node over rows on the CPU with the fused Numba kernels.
+
+    rows2d: x's data as (N, ...) C-contiguous with N * groups rows; w, b: Tensors or None whose
+    flattened data is indexed (group * cpg + c); wshape: their shape."""
+    k = _numba_norm()
+    W = None if w is None else _contig(w.data)
+    B = None if b is None else _contig(b.data)
+    y, mean, rstd = k.forward(rows2d, W, B, groups, inner, eps)
+    shape, dt = x.data.shape, x.data.dtype
+    parents = (x,) + tuple(p for p in (w, b) if p is not None)
+    y = y.reshape(shape)
+
+    def bw(g):
+        gx, pw, pb = k.backward(_contig(g).reshape(rows2d.shape), rows2d, W, mean, rstd, groups, inner,
+                                x.requires_grad)
+        res = [None if gx is None else gx.reshape(shape)]
+        width = pw.shape[1] * groups
+        if w is not None:
+            res.append(pw.reshape(-1, width).sum(axis=0).astype(dt).reshape(wshape) if w.requires_grad else None)
+        if b is not None:
+            res.append(pb.reshape(-1, width).sum(axis=0).astype(dt).reshape(wshape) if b.requires_grad else None)
+        return res
+    return _node(y, parents, bw)
+
+
+def _empty_norm(x, w, b):
+    """An empty batch: empty output, zero parameter gradients."""
+    params = tuple(p for p in (w, b) if p is not None)
+    return _node(x.data.copy(), (x,) + params, lambda g: [g] + [_xp(p.data).zeros_like(p.data) for p in params])
+
+
+def _use_fused(a, *params):
+    if not isinstance(a, np.ndarray) or a.dtype not in _FAST_DTYPES["cpu"] or _numba_norm() is None:
+        return False
+    return all(p is None or p.data.dtype == a.dtype for p in params)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A002
-    """GroupNorm. input (N, C, *), weight/bias (C,) or None; C % num_groups == 0."""
+    """GroupNorm. input (N, C, *), weight/bias (C,) or None; C % num_groups == 0.
+    CPU: one fused Numba pass forward and one backward; otherwise one vectorized pass each."""
     x = _t(input)
     a = x.data
     if a.ndim < 2:
         raise ValueError(f"input: expected (N, C, *), got shape {tuple(a.shape)}")
     n, c = a.shape[0], a.shape[1]
-    if num_groups <= 0 or c % num_groups:
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups <= 0 \
+            or c % num_groups:
         raise ValueError(f"num_groups: {num_groups} must divide the {c} channels of input")
-    ar = a.reshape(n, num_groups, -1)
-    xhat, rstd = _norm_fwd(ar, -1, eps)
-    cshape = (1, c) + (1,) * (a.ndim - 2)
-    xh = xhat.reshape(a.shape)
     w = None if weight is None else _t(weight)
     b = None if bias is None else _t(bias)
+    for name, p in (("weight", w), ("bias", b)):
+        if p is not None and p.data.shape != (c,):
+            raise ValueError(f"{name}: expected shape ({c},), got {tuple(p.data.shape)}")
+    if a.size == 0:
+        return _empty_norm(x, w, b)
+    if _use_fused(a, w, b):
+        inner = int(np.prod(a.shape[2:], dtype=np.int64))
+        return _fused_rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,))
+    ar = a.reshape(n, num_groups, a.size // max(n * num_groups, 1))
+    xhat, rstd = _refnorm.normalize(ar, -1, eps)
+    cshape = (1, c) + (1,) * (a.ndim - 2)
+    xh = xhat.reshape(a.shape)
     out = xh * w.data.reshape(cshape) if w is not None else xh.copy()
     if b is not None:
         out += b.data.reshape(cshape)
@@ -220,7 +269,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
         gx = None
         if x.requires_grad:
             gxh = g * w.data.reshape(cshape) if w is not None else g
-            gx = _norm_bwd(gxh.reshape(ar.shape), xhat, rstd, -1).reshape(a.shape)
+            gx = _refnorm.normalize_backward(gxh.reshape(ar.shape), xhat, rstd, -1).reshape(a.shape)
         res = [gx]
         if w is not None:
             res.append((g * xh).sum(axis=red) if w.requires_grad else None)
@@ -231,20 +280,29 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
-    """LayerNorm over the trailing ``normalized_shape`` dims; weight/bias of that shape or None."""
+    """LayerNorm over the trailing ``normalized_shape`` dims; weight/bias of that shape or None.
+    CPU: one fused Numba pass forward and one backward; otherwise one vectorized pass each."""
     x = _t(input)
     a = x.data
-    if isinstance(normalized_shape, int):
-        normalized_shape = (normalized_shape,)
+    if isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (int(normalized_shape),)
     normalized_shape = tuple(normalized_shape)
     k = len(normalized_shape)
-    if tuple(a.shape[a.ndim - k:]) != normalized_shape or k == 0:
+    if k == 0 or k > a.ndim or tuple(a.shape[a.ndim - k:]) != normalized_shape:
         raise ValueError(f"normalized_shape: {normalized_shape} does not match the trailing dims of input "
                          f"{tuple(a.shape)}")
-    axes = tuple(range(a.ndim - k, a.ndim))
-    xhat, rstd = _norm_fwd(a, axes, eps)
     w = None if weight is None else _t(weight)
     b = None if bias is None else _t(bias)
+    for name, p in (("weight", w), ("bias", b)):
+        if p is not None and p.data.shape != normalized_shape:
+            raise ValueError(f"{name}: expected shape {normalized_shape}, got {tuple(p.data.shape)}")
+    if a.size == 0:
+        return _empty_norm(x, w, b)
+    if _use_fused(a, w, b):
+        m = int(np.prod(normalized_shape, dtype=np.int64))
+        return _fused_rows_norm(x, _contig(a).reshape(-1, m), 1, 1, w, b, eps, normalized_shape)
+    axes = tuple(range(a.ndim - k, a.ndim))
+    xhat, rstd = _refnorm.normalize(a, axes, eps)
     out = xhat * w.data if w is not None else xhat.copy()
     if b is not None:
         out += b.data
@@ -252,7 +310,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
     parents = (x,) + tuple(p for p in (w, b) if p is not None)
 
     def bw(g):
-        gx = _norm_bwd(g * w.data if w is not None else g, xhat, rstd, axes) if x.requires_grad else None
+        gx = _refnorm.normalize_backward(g * w.data if w is not None else g, xhat, rstd, axes) \
+            if x.requires_grad else None
         res = [gx]
         if w is not None:
             res.append((g * xhat).sum(axis=red) if w.requires_grad else None)

@@ -85,7 +85,8 @@ def save(module_or_state_dict, path, metadata=None) -> None:
     """
     from safetensors.numpy import save as st_save  # noqa: PLC0415
     tensors, config = _to_numpy_dict(module_or_state_dict)
-    meta = {"format": "pixelforge", "pixelforge_version": _version()}
+    # safetensors stores tensors sorted by dtype and name; the state dict's order is kept here
+    meta = {"format": "pixelforge", "pixelforge_version": _version(), "key_order": json.dumps(list(tensors))}
     if config is not None:
         meta["config"] = json.dumps(config, sort_keys=True, default=_json_default)
     for k, v in (metadata or {}).items():
@@ -138,21 +139,29 @@ def _read(path):
 
 
 def load(path) -> dict:
-    """Read a safetensors checkpoint: dict name -> NumPy array (key order as stored).
+    """Read a safetensors checkpoint: dict name -> NumPy array (in the order it was saved).
     Raises FileNotFoundError, or :class:`CheckpointError` (a ValueError) for a truncated or
     corrupted file."""
     from safetensors.numpy import load as st_load  # noqa: PLC0415
-    data, _ = _read(path)
+    data, header = _read(path)
     try:
-        return dict(st_load(data))
+        out = dict(st_load(data))
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error type
         raise CheckpointError(f"{os.fspath(path)}: corrupted safetensors file ({e})") from None
+    try:
+        order = json.loads((header.get("__metadata__") or {}).get("key_order", "[]"))
+    except ValueError:
+        order = []
+    if sorted(order) == sorted(out):
+        out = {k: out[k] for k in order}
+    return out
 
 
 def load_metadata(path) -> dict:
     """The checkpoint's metadata (str -> str); ``config`` is decoded from JSON when present."""
     _, header = _read(path)
     meta = dict(header.get("__metadata__") or {})
+    meta.pop("key_order", None)
     if "config" in meta:
         try:
             meta["config"] = json.loads(meta["config"])

@@ -54,10 +54,12 @@ class _FlatGroup:
             self.pviews.append(view)
             self.gviews.append(self.gflat[a:b].reshape(p.data.shape))
         self.state = {}
+        self.steps = np.zeros(len(params), np.int64)  # per-parameter step counts, as torch keeps
         self.all_range = (np.array([0], np.int64), np.array([n], np.int64))
 
     def gather(self):
-        """Copy gradients into gflat; returns (starts, ends) of the parameters that have one."""
+        """Copy gradients into gflat, count a step for each parameter that has one, and return
+        (starts, ends, steps): ranges of those parameters with equal step counts (usually one)."""
         active = []
         for i, (p, pv, gv) in enumerate(zip(self.params, self.pviews, self.gviews)):
             if p.data is not pv:  # someone replaced .data: take its values back into the buffer
@@ -72,19 +74,25 @@ class _FlatGroup:
             if g is not gv:
                 gv[...] = g
             active.append(True)
+        steps = self.steps
         if all(active):
-            return self.all_range
-        starts, ends = [], []
+            steps += 1
+            if (steps == steps[0]).all():  # the common case: one range over everything
+                return self.all_range + (steps[:1].copy(),)
+        else:
+            steps[np.array(active)] += 1
+        starts, ends, counts = [], [], []
         for i, on in enumerate(active):
             if not on:
                 continue
             a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-            if ends and ends[-1] == a:
+            if ends and ends[-1] == a and counts[-1] == steps[i]:
                 ends[-1] = b
             else:
                 starts.append(a)
                 ends.append(b)
-        return np.array(starts, np.int64), np.array(ends, np.int64)
+                counts.append(int(steps[i]))
+        return np.array(starts, np.int64), np.array(ends, np.int64), np.array(counts, np.int64)
 
     def zero_grad(self, set_to_none):
         if set_to_none:
@@ -139,6 +147,7 @@ class Optimizer:
         out = {"step": self.step_count,
                "hyper": {k: v for k, v in self.param_groups[0].items() if k != "params"}}
         for i, g in enumerate(self._groups):
+            out[f"group{i}.steps"] = g.steps.copy()
             for name, arr in g.state.items():
                 out[f"group{i}.{name}"] = arr if isinstance(arr, np.ndarray) else arr.get()
         return out
@@ -147,6 +156,8 @@ class Optimizer:
         self.step_count = int(state["step"])
         self.param_groups[0].update(state.get("hyper", {}))
         for i, g in enumerate(self._groups):
+            if f"group{i}.steps" in state:
+                g.steps[...] = state[f"group{i}.steps"]
             for name in list(g.state):
                 key = f"group{i}.{name}"
                 if key not in state:
@@ -187,12 +198,12 @@ class Adam(Optimizer):
         b1, b2 = hp["betas"]
         k = _kernels()
         for g in self._groups:
-            starts, ends = g.gather()
+            starts, ends, steps = g.gather()
             if not len(starts):
                 continue
             fn = k.adam_step_gpu if g.gpu else k.adam_step_cpu
             fn(g.flat, g.gflat, g.state["exp_avg"], g.state["exp_avg_sq"], starts, ends, hp["lr"], b1, b2,
-               hp["eps"], hp["weight_decay"], self._decoupled, self.step_count)
+               hp["eps"], hp["weight_decay"], self._decoupled, steps)
 
 
 class AdamW(Adam):
@@ -221,12 +232,12 @@ class SGD(Optimizer):
         self.step_count += 1
         k = _kernels()
         for g in self._groups:
-            starts, ends = g.gather()
+            starts, ends, steps = g.gather()
             if not len(starts):
                 continue
             fn = k.sgd_step_gpu if g.gpu else k.sgd_step_cpu
             fn(g.flat, g.gflat, g.state["momentum_buffer"], starts, ends, hp["lr"], hp["momentum"],
-               hp["dampening"], hp["weight_decay"], hp["nesterov"], self.step_count == 1)
+               hp["dampening"], hp["weight_decay"], hp["nesterov"], steps == 1)
 
 
 # ----------------------------------------------------------------------------- EMA
