@@ -83,6 +83,8 @@ def _read_idx(path):
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if code not in dtypes or ndim < 1:
         raise ValueError(f"path: {path} has an unknown IDX type code {code:#x}")
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"path: {path} is truncated (header of {ndim} dims)")
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, dtype=dtypes[code], offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
