@@ -8,6 +8,8 @@ NumPy reference, on the issue's shapes:
 
     pytest bench/bench_conv2d.py --benchmark-only          (pytest-benchmark; GFLOP/s in extra_info)
     python bench/bench_conv2d.py [--ref] [--rounds 7]      (one process, interleaved, medians, ratios)
+    OMP_WAIT_POLICY=passive python bench/bench_conv2d.py        (fairer on a shared machine: idle
+        OpenMP workers of one library then do not spin on the cores the other one needs)
     OMP_NUM_THREADS=1 python bench/bench_conv2d.py --single [--rounds 5]
         one thread each, timed by the thread's CPU time (time.thread_time): robust when other
         processes share the cores, which wall-clock medians are not
@@ -139,6 +141,14 @@ def main(argv):
     print(f"# conv2d, float32, pixelforge cpu ({mod.isa() if mod else 'not built'}, "
           f"{mod.max_threads() if mod else 0} threads) vs torch {torch.__version__ if torch else '-'} "
           f"({torch.get_num_threads() if torch else 0} threads); median of {rounds} interleaved runs\n")
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    ts = []
+    for _ in range(4):  # wall clock: OpenBLAS runs on its own threads
+        t = time.perf_counter()
+        a @ a
+        ts.append(time.perf_counter() - t)
+    print(f"numpy 2048³ float32 matmul (OpenBLAS, its own threads, wall clock, same process): "
+          f"{2 * 2048 ** 3 / np.median(ts[1:]) / 1e9:.1f} GFLOP/s (stretch goal for A forward: 75% of it)\n")
     print("| shape | pass | pixelforge GFLOP/s | torch GFLOP/s | ratio pf/torch |" + (" ref GFLOP/s |" if with_ref else ""))
     print("|---|---|---:|---:|---:|" + ("---:|" if with_ref else ""))
     for name in SHAPES:

@@ -266,3 +266,12 @@ def test_nan_and_inf_propagate():
     for impl in built_impls("bias_act"):
         y = pf.ops.bias_act(x, act="linear", impl=impl)
         assert np.isnan(y[0, 0, 0]) and y[0, 0, 1] == np.inf and y[0, 0, 2] == -np.inf, impl
+
+
+@pytest.mark.parametrize("impl", built_impls("bias_act_backward"))
+def test_empty_inner_dims_give_zero_bias_gradient(impl):
+    # regression (found by fuzzing): rows with no elements must still write their zero sums
+    x = np.zeros((2, 3, 0), np.float32)
+    dx, db = pf.ops.bias_act_backward(x, x, np.ones(3, np.float32), impl=impl)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(db, np.zeros(3, np.float32))

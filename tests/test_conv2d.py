@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pixelforge as pf
-from opcheck import TOL, assert_close, built_impls, fast_impls, finite_diff, noncontig, rng, run_python
+from opcheck import assert_close, built_impls, fast_impls, finite_diff, noncontig, rng, run_python
 
 OPS = pf.ops
 IMPLS = built_impls("conv2d")
@@ -331,6 +331,10 @@ def _good():
     ("bias", ValueError, lambda x, w: OPS.conv2d(x, w, np.zeros(5, np.float32), groups=2)),
     ("output_padding", ValueError,
      lambda x, w: OPS.conv_transpose2d(x, np.zeros((4, 3, 3, 3), np.float32), stride=2, output_padding=2)),
+    ("weight", ValueError, lambda x, w: OPS.conv_transpose2d(x, np.zeros((3, 3, 3, 3), np.float32))),
+    ("padding", ValueError, lambda x, w: OPS.conv_transpose2d(x, np.zeros((4, 3, 3, 3), np.float32), padding="same")),
+    ("groups", ValueError, lambda x, w: OPS.conv_transpose2d(x, np.zeros((4, 3, 3, 3), np.float32), groups=3)),
+    ("stride", TypeError, lambda x, w: OPS.conv2d(x, w, stride=1.5, groups=2)),
     ("grad_out", ValueError,
      lambda x, w: OPS.conv2d_backward(np.zeros((2, 6, 4, 5), np.float32), x, w, groups=2)),
     ("grad_out", TypeError,

@@ -25,7 +25,7 @@ from ._validate import float_array, real_number, same_device, same_dtype, same_s
 from .ops._ref import random as _rnd
 from .ops._ref import samplers as _ref
 from .random import check_stream_args
-from .schedules import NoiseSchedule
+from .schedules import NoiseSchedule, round_coef
 
 __all__ = ["DDPMSampler", "DDIMSampler", "PREDICTION_TYPES"]
 
@@ -212,7 +212,6 @@ def _load_ref_gpu():
 
 def kernel_coefs(spec, dtype):
     """The fused kernel's scalars for one step (rounded to 29 bits for float32 data)."""
-    from .ops.add_noise import round_coef  # noqa: PLC0415
     out = {k: round_coef(float(spec[k]), dtype) for k in ("cs", "cm", "px0", "ps", "pm", "pn")}
     out["clip"] = bool(spec["clip"])
     out["r"] = float(spec["clip_range"])

@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["NoiseSchedule", "BETA_SCHEDULES", "make_betas"]
+__all__ = ["NoiseSchedule", "BETA_SCHEDULES", "make_betas", "round_coef"]
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
 
@@ -78,3 +78,15 @@ class NoiseSchedule:
     def __repr__(self):
         return (f"NoiseSchedule(num_train_timesteps={self.num_train_timesteps}, "
                 f"beta_schedule={self.beta_schedule!r}, beta_start={self.beta_start}, beta_end={self.beta_end})")
+
+
+def round_coef(c, dtype):
+    """Kernel coefficients (float or float64 array) rounded to 29 significant bits for float32
+    data: 29 + 24 bits make every coefficient * float32 product exact in float64, so the fused
+    kernels round alike with or without FMA contraction (CPU and GPU give the same bits). The
+    relative change is <= 2^-30, far below float32 rounding. Other dtypes pass unchanged."""
+    if np.dtype(dtype) != np.float32:
+        return c
+    m, e = np.frexp(np.asarray(c, np.float64))
+    out = np.ldexp(np.round(m * 2.0 ** 29), e - 29)
+    return float(out) if np.ndim(out) == 0 else out

@@ -15,21 +15,12 @@ import numpy as np
 from .. import _backend
 from .._dispatch import NotBuilt, register, resolve, set_order
 from .._validate import as_array, device_of, float_array, same_device, same_dtype, same_shape
+from ..schedules import round_coef
 from ._ref import add_noise as _ref
 
 for _op in ("add_noise", "get_velocity"):
     set_order(_op, "cpu", ("numba", "ref"))
     set_order(_op, "cuda", ("numba", "ref"))
-
-
-def round_coef(c, dtype):
-    """Coefficients (float or float64 array) rounded to 29 significant bits for float32 data:
-    29 + 24 bits make every coefficient * float32 product exact in float64."""
-    if np.dtype(dtype) != np.float32:
-        return c
-    m, e = np.frexp(np.asarray(c, np.float64))
-    out = np.ldexp(np.round(m * 2.0 ** 29), e - 29)
-    return float(out) if np.ndim(out) == 0 else out
 
 
 def host_vector(a, name):

@@ -27,7 +27,7 @@ def _forward_cpu(x, b, has_b, y, channels, inner, act, alpha, gain, clamp):
 
 @numba.njit(parallel=True, cache=False)
 def _backward_cpu(gy, x, b, has_b, gx, row_sum, channels, inner, act, alpha, gain, clamp):
-    rows = x.size // inner if inner > 0 else 0
+    rows = row_sum.size  # outer * channels: every row's sum is written, even when inner == 0
     for r in prange(rows):
         c = r % channels
         bias = b[c] if has_b else 0.0

@@ -1,10 +1,14 @@
 """Philox4x32-10 streams, uniforms and Box–Muller normals as Numba kernels.
 
-Variants: CPU (``@njit(parallel=True)``, prange over Philox blocks) and GPU (numba.cuda, one
+Variants: CPU (``@njit(parallel=True)``: prange over fixed chunks of 8192 Philox blocks, each
+chunk a serial span function that LLVM vectorizes with AVX-512/AVX2) and GPU (numba.cuda, one
 thread per Philox block, grid-stride), both compiled from the plain-Python scalar helpers
 below (also run as-is by the CUDA simulator). Kernels: raw ``philox4x32`` on given
-counters/keys (ctr (n, 4), key (n, 2) -> out (n, 4)), and ``fill`` writing rand / randn for
-the stream of one key from a word offset (out (n,), element i <- word offset + i).
+counters/keys (ctr (n, 4), key (n, 2) -> out (n, 4)), ``fill`` writing rand / randn for the
+stream of one key from a word offset (out (n,), element i <- word offset + i; partial blocks at
+the ends go through the same kernel on a 4-element scratch), and ``fill_normals_serial``, the
+per-chunk building block the fused ops (ops/_numba/sampling.py) draw their noise with.
+Word indices stay below 2**64 (block counter words 2 and 3 are zero; pf.random checks it).
 
 Bitwise agreement between the CPU, the GPU and the NumPy reference (ops/_ref/random.py):
 - Philox and the uniforms are integer math plus exact scalings: identical by construction.
@@ -23,7 +27,7 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
+from numba import cuda, prange  # cuda as a module global: the simulator swaps it there
 
 from .._ref import random as _r
 from . import _jit
@@ -221,7 +225,16 @@ def word_value(word, k0, k1, kind):
 
 
 def normal_at(word, k0, k1):
-    return word_value(word, k0, k1, 2)
+    """The stream normal at one word index: only the Box–Muller pair it belongs to is evaluated
+    (what the GPU's one-thread-per-element kernels call); same operations as block_values."""
+    x0, x1, x2, x3 = block_words(word >> np.uint64(2), k0, k1)
+    lane = word & np.uint64(3)
+    hi = lane >= np.uint64(2)
+    wa = x2 if hi else x0
+    wb = x3 if hi else x1
+    rad = math.sqrt(2.0 * neg_log_u(wa))
+    c, s = cos_sin_turn(wb)
+    return rad * s if (lane & np.uint64(1)) == np.uint64(1) else rad * c
 
 
 # ----------------------------------------------------------------------------- CPU
@@ -377,7 +390,6 @@ _gpu_kernels = {}
 
 def _gpu():
     if not _gpu_kernels:
-        from numba import cuda  # noqa: PLC0415
         philox = gpu_fn(philox4x32_10)
         word_value_g = gpu_fn(word_value)
         block_values_g = gpu_fn(block_values)
@@ -427,7 +439,6 @@ def launch_config(n, threads=128, max_blocks=4096):
 
 
 def stream_for(arr):
-    from numba import cuda  # noqa: PLC0415
     if type(arr).__module__.startswith("cupy"):
         import cupy  # noqa: PLC0415
         return cuda.external_stream(cupy.cuda.get_current_stream().ptr)

@@ -5,7 +5,7 @@ grid-stride), both from the scalar helpers below.
 Kernels (x viewed flat; per-sample coefficients gathered by n = i // inner):
 - ``lin2``      out = a[n] * X + b[n] * Y        (add_noise: X=x0, Y=noise; get_velocity: X=noise,
                                                   Y=x0, b negated)                 (N*inner,)
-- ``step``      x0 = clip(cs*s + cm*m); out = px0*x0 + ps*s + pm*m + pn*noise   (DDPM/DDIM step)
+- ``step``      x0 = clamp(cs*s + cm*m, lo, hi); out = px0*x0 + ps*s + pm*m + pn*noise   (DDPM/DDIM step)
                 noise: none, an array, or stream normals generated in the pass
 - ``reparam``   eps = randn(stream); z = mu + exp(lv/2) * eps                 (mu, lv, z, eps same shape)
 - ``reparam_bwd``  grad_lv = g * eps * exp(lv/2) / 2
@@ -16,59 +16,159 @@ Kernels (x viewed flat; per-sample coefficients gathered by n = i // inner):
 Same bits on CPU and GPU for float32 (GPU FMA contraction included): the host rounds every
 coefficient to 29 significant bits, and intermediates that get multiplied (the clipped x0,
 exp(lv/2)) are rounded to float32 first, so each product in a sum is exact in float64 and a fused
-multiply-add rounds exactly like the separate multiply and add. float64 inputs (CPU only) skip
-those roundings. exp is libm's on the CPU and libdevice's on the GPU: both are within 1 ulp in
-float64 but not always the same bits; after the float32 rounding they differ only when a value
-lies within 1 float64 ulp of a float32 rounding boundary (<= 1 float32 ulp, astronomically rare).
+multiply-add rounds exactly like the separate multiply and add. exp is our own :func:`exp_det`
+(same construction; libm's and libdevice's exp can differ in the last bit, and a libm call would
+also stop LLVM vectorizing the CPU loops). float64 inputs (CPU only) skip the float32 roundings
+and use libm's exp, for reference accuracy.
 """
 import math
 
 import numba
 import numpy as np
-from numba import prange
+from numba import cuda, prange  # cuda as a module global: the simulator swaps it there
 
+from .._ref import random as _r
 from . import philox
 from .philox import cpu_vec_fn, launch_config, stream_for
 
 CHUNK = 16384      # elements per parallel task (CPU)
 KL_CHUNK = 4096    # elements per partial sum of gaussian_kl (fixed: it sets the reduction order)
 
+# exp for float32-derived arguments, with the exact-product construction of philox.py so the CPU
+# and the FMA-contracting GPU round alike (libm's and libdevice's exp may differ in the last bit)
+# and so LLVM can vectorize it (a libm call cannot be). Relative error ~4e-9 (r is quantized to
+# 2^-27): a float32 result is within 1 ulp of the correctly rounded one.
+_EXP_INV_LN2 = _r.bits_round(1.0 / math.log(2.0), 26)   # x (<= 26 bits) * this: exact
+_EXP_LN2_HI = _r.bits_round(math.log(2.0), 42)           # k (<= 11 bits) * these: exact
+_EXP_LN2_LO = _r.bits_round(math.log(2.0) - _EXP_LN2_HI, 42)
+_EXP_C = [1.0 / math.factorial(j) for j in range(11)]   # truncation < 1e-12 for |r| < 0.35
+_EXP_G = _r.horner_grids(_EXP_C, 0.35, 27)
+EXP_RS = 2.0 ** 27                                        # r grid: |r| < 0.35 -> 26 bits
+EC10 = _r.quant_const(_EXP_C[10], _EXP_G[10])
+(EC9, EC8, EC7, EC6, EC5, EC4, EC3, EC2, EC1, EC0) = _EXP_C[9::-1]
+(EG9, EG8, EG7, EG6, EG5, EG4, EG3, EG2, EG1) = _EXP_G[9:0:-1]
+RND = _r.RND
+
+
+def quant(v, s):
+    return ((v * s + RND) - RND) * (1.0 / s)
+
+
+def pow2(k):
+    """2.0 ** k for an integer-valued float k, |k| < 2048, by exact power-of-two products.
+    Written as selects between constants (no float -> int conversion, no branches) so LLVM
+    vectorizes it."""
+    neg = k < 0.0
+    a = abs(k)
+    s = 1.0
+    c = a >= 1024.0
+    m = 5.562684646268003e-309 if neg else math.inf
+    s = s * (m if c else 1.0)
+    a = a - (1024.0 if c else 0.0)
+    c = a >= 512.0
+    m = 7.458340731200207e-155 if neg else 1.3407807929942597e+154
+    s = s * (m if c else 1.0)
+    a = a - (512.0 if c else 0.0)
+    c = a >= 256.0
+    m = 8.636168555094445e-78 if neg else 1.157920892373162e+77
+    s = s * (m if c else 1.0)
+    a = a - (256.0 if c else 0.0)
+    c = a >= 128.0
+    m = 2.938735877055719e-39 if neg else 3.402823669209385e+38
+    s = s * (m if c else 1.0)
+    a = a - (128.0 if c else 0.0)
+    c = a >= 64.0
+    m = 5.421010862427522e-20 if neg else 1.8446744073709552e+19
+    s = s * (m if c else 1.0)
+    a = a - (64.0 if c else 0.0)
+    c = a >= 32.0
+    m = 2.3283064365386963e-10 if neg else 4294967296.0
+    s = s * (m if c else 1.0)
+    a = a - (32.0 if c else 0.0)
+    c = a >= 16.0
+    m = 1.52587890625e-05 if neg else 65536.0
+    s = s * (m if c else 1.0)
+    a = a - (16.0 if c else 0.0)
+    c = a >= 8.0
+    m = 0.00390625 if neg else 256.0
+    s = s * (m if c else 1.0)
+    a = a - (8.0 if c else 0.0)
+    c = a >= 4.0
+    m = 0.0625 if neg else 16.0
+    s = s * (m if c else 1.0)
+    a = a - (4.0 if c else 0.0)
+    c = a >= 2.0
+    m = 0.25 if neg else 4.0
+    s = s * (m if c else 1.0)
+    a = a - (2.0 if c else 0.0)
+    c = a >= 1.0
+    m = 0.5 if neg else 2.0
+    s = s * (m if c else 1.0)
+    a = a - (1.0 if c else 0.0)
+    return s
+
+
+def exp_det(x):
+    """exp(x) for x with at most 26 significant bits (a float32 value, or half of one)."""
+    x = -746.0 if x < -746.0 else (710.0 if x > 710.0 else x)
+    k = (x * _EXP_INV_LN2 + RND) - RND
+    r = quant((x - k * _EXP_LN2_HI) - k * _EXP_LN2_LO, EXP_RS)
+    y = EC9 + r * EC10
+    y = EC8 + r * quant(y, EG9)
+    y = EC7 + r * quant(y, EG8)
+    y = EC6 + r * quant(y, EG7)
+    y = EC5 + r * quant(y, EG6)
+    y = EC4 + r * quant(y, EG5)
+    y = EC3 + r * quant(y, EG4)
+    y = EC2 + r * quant(y, EG3)
+    y = EC1 + r * quant(y, EG2)
+    p = EC0 + r * quant(y, EG1)
+    return p * pow2(k)
+
 
 # ------------------------------------------------------------------ scalar helpers (shared)
 def lin2(a, x, b, y):
-    return a * x + b * y
+    return np.float64(a) * np.float64(x) + np.float64(b) * np.float64(y)
 
 
-def step_value(s, m, nz, cs, cm, clip, r, to32, px0, ps, pm, pn):
+# Inputs are converted with np.float64() first: the CUDA simulator runs NumPy scalars, where
+# float32 * Python float stays float32, and numba's float() keeps a float32 a float32.
+def step_value(s, m, nz, cs, cm, lo, hi, to32, px0, ps, pm, pn):
+    s = np.float64(s)
+    m = np.float64(m)
+    nz = np.float64(nz)
     x0 = cs * s + cm * m
-    if clip:
-        x0 = -r if x0 < -r else (r if x0 > r else x0)
+    x0 = lo if x0 < lo else (hi if x0 > hi else x0)   # clip_sample: [-r, r], else [-inf, inf]
     if to32:
-        x0 = float(np.float32(x0))  # diffusers' pred_original_sample is a float32 tensor
+        x0 = np.float64(np.float32(x0))  # diffusers' pred_original_sample is a float32 tensor
     return px0 * x0 + ps * s + pm * m + pn * nz
 
 
 def half_exp(lv, to32):
-    e = math.exp(0.5 * lv)
     if to32:
-        e = float(np.float32(e))
-    return e
+        return np.float64(np.float32(exp_det(0.5 * np.float64(lv))))
+    return math.exp(0.5 * np.float64(lv))
 
 
 def reparam_value(mu, lv, eps, to32):
-    return mu + half_exp(lv, to32) * eps
+    return np.float64(mu) + half_exp(lv, to32) * np.float64(eps)
 
 
 def reparam_grad_lv(g, eps, lv, to32):
-    return 0.5 * (g * eps) * half_exp(lv, to32)
+    return 0.5 * (np.float64(g) * np.float64(eps)) * half_exp(lv, to32)
 
 
-def kl_term(mu, lv):
-    return 1.0 + lv - mu * mu - math.exp(lv)
+def kl_term(mu, lv, to32):
+    mu = np.float64(mu)
+    lv = np.float64(lv)
+    e = exp_det(lv) if to32 else math.exp(lv)
+    return 1.0 + lv - mu * mu - e
 
 
-def kl_grad_lv(g, lv):
-    return 0.5 * g * (math.exp(lv) - 1.0)
+def kl_grad_lv(g, lv, to32):
+    lv = np.float64(lv)
+    e = exp_det(lv) if to32 else math.exp(lv)
+    return 0.5 * np.float64(g) * (e - 1.0)
 
 
 # ----------------------------------------------------------------------------- CPU
@@ -99,34 +199,51 @@ def _lin2_cpu(x, y, o, a, b, inner):
 
 
 @numba.njit(error_model="numpy", cache=False)
-def _step_span(s, m, nz, o, mode, cs, cm, clip, r, to32, px0, ps, pm, pn):
-    if mode == 0:
-        for i in range(o.shape[0]):
-            o[i] = _step_c(s[i], m[i], 0.0, cs, cm, clip, r, to32, px0, ps, pm, pn)
-    elif mode == 1:
-        for i in range(o.shape[0]):
-            o[i] = _step_c(s[i], m[i], nz[i], cs, cm, clip, r, to32, px0, ps, pm, pn)
-    else:  # o already holds the noise (written by the caller, rounded to o's dtype)
-        for i in range(o.shape[0]):
-            o[i] = _step_c(s[i], m[i], o[i], cs, cm, clip, r, to32, px0, ps, pm, pn)
+def _step_span(s, m, nz, o, mode, cs, cm, lo, hi, to32, px0, ps, pm, pn):
+    # one loop per (mode, to32) with literal flags: branch-free bodies that LLVM vectorizes
+    if to32:
+        if mode == 0:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], 0.0, cs, cm, lo, hi, True, px0, ps, pm, pn)
+        elif mode == 1:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], nz[i], cs, cm, lo, hi, True, px0, ps, pm, pn)
+        else:  # o already holds the noise (written by the caller, rounded to o's dtype)
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], o[i], cs, cm, lo, hi, True, px0, ps, pm, pn)
+    else:
+        if mode == 0:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], 0.0, cs, cm, lo, hi, False, px0, ps, pm, pn)
+        elif mode == 1:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], nz[i], cs, cm, lo, hi, False, px0, ps, pm, pn)
+        else:
+            for i in range(o.shape[0]):
+                o[i] = _step_c(s[i], m[i], o[i], cs, cm, lo, hi, False, px0, ps, pm, pn)
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=False)
-def _step_cpu(s, m, nz, o, mode, word0, k0, k1, cs, cm, clip, r, to32, px0, ps, pm, pn):
+def _step_cpu(s, m, nz, o, mode, word0, k0, k1, cs, cm, lo, hi, to32, px0, ps, pm, pn):
     n = o.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
-        lo = c * CHUNK
-        hi = min(lo + CHUNK, n)
+        a = c * CHUNK
+        b = min(a + CHUNK, n)
         if mode == 2:
-            _fill_normals(o[lo:hi], word0 + np.uint64(lo), k0, k1)
-        _step_span(s[lo:hi], m[lo:hi], nz[lo:hi] if mode == 1 else nz, o[lo:hi], mode, cs, cm, clip, r, to32,
+            _fill_normals(o[a:b], word0 + np.uint64(a), k0, k1)
+        _step_span(s[a:b], m[a:b], nz[a:b] if mode == 1 else nz, o[a:b], mode, cs, cm, lo, hi, to32,
                    px0, ps, pm, pn)
 
 
 @numba.njit(error_model="numpy", cache=False)
 def _reparam_span(mu, lv, z, eps, to32):
-    for i in range(z.shape[0]):
-        z[i] = _reparam_c(mu[i], lv[i], eps[i], to32)
+    # literal flags per loop: the float32 loop holds no libm call and vectorizes
+    if to32:
+        for i in range(z.shape[0]):
+            z[i] = _reparam_c(mu[i], lv[i], eps[i], True)
+    else:
+        for i in range(z.shape[0]):
+            z[i] = _reparam_c(mu[i], lv[i], eps[i], False)
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=False)
@@ -145,12 +262,16 @@ def _reparam_bwd_cpu(g, eps, lv, glv, to32):
     for c in prange((n + CHUNK - 1) // CHUNK):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
-        for i in range(lo, hi):
-            glv[i] = _reparam_g_c(g[i], eps[i], lv[i], to32)
+        if to32:
+            for i in range(lo, hi):
+                glv[i] = _reparam_g_c(g[i], eps[i], lv[i], True)
+        else:
+            for i in range(lo, hi):
+                glv[i] = _reparam_g_c(g[i], eps[i], lv[i], False)
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=False)
-def _kl_partial_cpu(mu, lv, part, inner):
+def _kl_partial_cpu(mu, lv, part, inner, to32):
     # part (N, nch): sequential float64 sums over fixed chunks of each row
     nch = part.shape[1]
     for t in prange(part.shape[0] * nch):
@@ -160,7 +281,7 @@ def _kl_partial_cpu(mu, lv, part, inner):
         hi = min(lo + KL_CHUNK, (n + 1) * inner)
         acc = 0.0
         for i in range(lo, hi):
-            acc += _kl_term_c(mu[i], lv[i])
+            acc += _kl_term_c(mu[i], lv[i], to32)
         part[n, c] = acc
 
 
@@ -174,7 +295,7 @@ def _kl_finish(part, out):
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=False)
-def _kl_bwd_cpu(g, mu, lv, gmu, glv, inner):
+def _kl_bwd_cpu(g, mu, lv, gmu, glv, inner, to32):
     nch = (inner + CHUNK - 1) // CHUNK
     for t in prange(g.shape[0] * nch):
         n = t // nch
@@ -183,7 +304,12 @@ def _kl_bwd_cpu(g, mu, lv, gmu, glv, inner):
         gn = g[n]
         for i in range(lo, hi):
             gmu[i] = gn * mu[i]
-            glv[i] = _kl_g_c(gn, lv[i])
+        if to32:
+            for i in range(lo, hi):
+                glv[i] = _kl_g_c(gn, lv[i], True)
+        else:
+            for i in range(lo, hi):
+                glv[i] = _kl_g_c(gn, lv[i], False)
 
 
 # --------------------------------------------------------------------- CPU entry points
@@ -196,6 +322,10 @@ def lin2_cpu(x, y, a, b):
     return out
 
 
+def _clip_bounds(c):
+    return (-c["r"], c["r"]) if c["clip"] else (-math.inf, math.inf)
+
+
 def step_cpu(sample, model_output, noise, gen, coefs):
     """gen: None or (word0, k0, k1) to draw the noise in the pass; coefs: dict of floats."""
     out = np.empty_like(sample)
@@ -205,8 +335,9 @@ def step_cpu(sample, model_output, noise, gen, coefs):
     nz = noise.reshape(-1) if noise is not None else np.empty(1, sample.dtype)
     word0, k0, k1 = gen if gen is not None else (0, 0, 0)
     c = coefs
+    lo, hi = _clip_bounds(c)
     _step_cpu(sample.reshape(-1), model_output.reshape(-1), nz, out.reshape(-1), mode, np.uint64(word0),
-              np.uint64(k0), np.uint64(k1), c["cs"], c["cm"], c["clip"], c["r"], sample.dtype == np.float32,
+              np.uint64(k0), np.uint64(k1), c["cs"], c["cm"], lo, hi, sample.dtype == np.float32,
               c["px0"], c["ps"], c["pm"], c["pn"])
     return out
 
@@ -235,7 +366,7 @@ def kl_cpu(mu, lv):
     part = np.zeros((n, max(1, (inner + KL_CHUNK - 1) // KL_CHUNK)), np.float64)
     out64 = np.empty(n, np.float64)
     if inner:
-        _kl_partial_cpu(mu.reshape(-1), lv.reshape(-1), part, inner)
+        _kl_partial_cpu(mu.reshape(-1), lv.reshape(-1), part, inner, mu.dtype == np.float32)
     _kl_finish(part, out64)
     return out64.astype(mu.dtype)
 
@@ -244,7 +375,7 @@ def kl_bwd_cpu(g, mu, lv):
     gmu, glv = np.empty_like(mu), np.empty_like(mu)
     if mu.size:
         _kl_bwd_cpu(g.astype(np.float64), mu.reshape(-1), lv.reshape(-1), gmu.reshape(-1), glv.reshape(-1),
-                    mu.size // mu.shape[0])
+                    mu.size // mu.shape[0], mu.dtype == np.float32)
     return gmu, glv
 
 
@@ -255,7 +386,6 @@ _gpu_kernels = {}
 def _gpu():
     if _gpu_kernels:
         return _gpu_kernels
-    from numba import cuda  # noqa: PLC0415
     from ._jit import gpu_fn  # noqa: PLC0415
     lin2_g = gpu_fn(lin2)
     step_g = gpu_fn(step_value)
@@ -274,7 +404,7 @@ def _gpu():
             i += cuda.gridsize(1)
 
     @cuda.jit
-    def step_k(s, m, nz, o, mode, word0, k0, k1, cs, cm, clip, r, to32, px0, ps, pm, pn):
+    def step_k(s, m, nz, o, mode, word0, k0, k1, cs, cm, lo, hi, to32, px0, ps, pm, pn):
         i = cuda.grid(1)
         while i < o.shape[0]:
             if mode == 1:
@@ -284,7 +414,7 @@ def _gpu():
                 v = o[i]
             else:
                 v = 0.0
-            o[i] = step_g(s[i], m[i], v, cs, cm, clip, r, to32, px0, ps, pm, pn)
+            o[i] = step_g(s[i], m[i], v, cs, cm, lo, hi, to32, px0, ps, pm, pn)
             i += cuda.gridsize(1)
 
     @cuda.jit
@@ -303,7 +433,7 @@ def _gpu():
             i += cuda.gridsize(1)
 
     @cuda.jit
-    def kl_partial_k(mu, lv, part, inner):
+    def kl_partial_k(mu, lv, part, inner, to32):
         t = cuda.grid(1)
         nch = part.shape[1]
         while t < part.shape[0] * nch:
@@ -313,7 +443,7 @@ def _gpu():
             hi = min(lo + KL_CHUNK, (n + 1) * inner)
             acc = 0.0
             for i in range(lo, hi):
-                acc += kl_term_g(mu[i], lv[i])
+                acc += kl_term_g(mu[i], lv[i], to32)
             part[n, c] = acc
             t += cuda.gridsize(1)
 
@@ -328,12 +458,12 @@ def _gpu():
             n += cuda.gridsize(1)
 
     @cuda.jit
-    def kl_bwd_k(g, mu, lv, gmu, glv, inner):
+    def kl_bwd_k(g, mu, lv, gmu, glv, inner, to32):
         i = cuda.grid(1)
         while i < mu.shape[0]:
             n = i // inner
             gmu[i] = g[n] * mu[i]
-            glv[i] = kl_grad_g(g[n], lv[i])
+            glv[i] = kl_grad_g(g[n], lv[i], to32)
             i += cuda.gridsize(1)
 
     _gpu_kernels.update(lin2=lin2_k, step=step_k, reparam=reparam_k, reparam_bwd=reparam_bwd_k,
@@ -370,8 +500,9 @@ def step_gpu(sample, model_output, noise, gen, coefs, **launch):
     nz = noise.reshape(-1) if noise is not None else xp.empty(1, sample.dtype)
     word0, k0, k1 = gen if gen is not None else (0, 0, 0)
     c = coefs
+    lo, hi = _clip_bounds(c)
     _launch("step", sample.size, sample.reshape(-1), model_output.reshape(-1), nz, out.reshape(-1), mode,
-            np.uint64(word0), np.uint64(k0), np.uint64(k1), c["cs"], c["cm"], c["clip"], c["r"],
+            np.uint64(word0), np.uint64(k0), np.uint64(k1), c["cs"], c["cm"], lo, hi,
             sample.dtype == np.float32, c["px0"], c["ps"], c["pm"], c["pn"], **launch)
     return out
 
@@ -403,7 +534,8 @@ def kl_gpu(mu, lv, **launch):
     part = xp.zeros((n, max(1, (inner + KL_CHUNK - 1) // KL_CHUNK)), np.float64)
     out64 = xp.empty(n, np.float64)
     if inner:
-        _launch("kl_partial", part.size, mu.reshape(-1), lv.reshape(-1), part, inner, **launch)
+        _launch("kl_partial", part.size, mu.reshape(-1), lv.reshape(-1), part, inner, mu.dtype == np.float32,
+                **launch)
     _launch("kl_finish", n, part, out64, **launch)
     return out64.astype(mu.dtype)
 
@@ -413,5 +545,5 @@ def kl_bwd_gpu(g, mu, lv, **launch):
     gmu, glv = xp.empty_like(mu), xp.empty_like(mu)
     if mu.size:
         _launch("kl_bwd", mu.size, xp.asarray(g, np.float64), mu.reshape(-1), lv.reshape(-1), gmu.reshape(-1),
-                glv.reshape(-1), mu.size // mu.shape[0], **launch)
+                glv.reshape(-1), mu.size // mu.shape[0], mu.dtype == np.float32, **launch)
     return gmu, glv

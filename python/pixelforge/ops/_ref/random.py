@@ -43,6 +43,10 @@ def _q_const(v, s):
     return ((v * s + RND) - RND) / s
 
 
+# shared with the kernels' own exact-product polynomials (ops/_numba/sampling.py)
+bits_round, horner_grids, quant_const = _bits_round, _horner_grids, _q_const
+
+
 _LN2 = 0.6931471805599453094172321214581766
 LN2_HI = _bits_round(_LN2, 47)            # k * LN2_HI exact for |k| < 64
 LN2_LO = _bits_round(_LN2 - LN2_HI, 47)

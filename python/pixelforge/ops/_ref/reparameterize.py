@@ -28,7 +28,8 @@ def gaussian_kl(mu, logvar):
     xp = xp_of(mu)
     mu64, lv64 = mu.astype(np.float64), logvar.astype(np.float64)
     term = 1.0 + lv64 - mu64 * mu64 - xp.exp(lv64)
-    return (-0.5 * term.reshape(mu.shape[0], -1).sum(axis=1)).astype(mu.dtype)
+    k = int(np.prod(mu.shape[1:]))
+    return (-0.5 * term.reshape(mu.shape[0], k).sum(axis=1)).astype(mu.dtype)
 
 
 def gaussian_kl_backward(grad_kl, mu, logvar):

@@ -1,0 +1,166 @@
+"""Sampling ops at 16M float32 elements: GB/s (bytes read + written) of pf.random.randn,
+pf.ops.reparameterize, pf.ops.add_noise and a DDIM step, against the unfused NumPy expression,
+torch (when installed) and the machine's copy rate (np.copyto of 512 MiB).
+
+    pytest bench/bench_sampling.py --benchmark-only        # pytest-benchmark, one row per case
+    python bench/bench_sampling.py [--reps 7]              # the interleaved ratio table (RESULTS)
+
+The script times every case of one op round-robin in the same process and reports medians, so
+a busy machine slows all of them alike and the ratios stay meaningful.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+import pixelforge as pf
+
+N = 1 << 24   # 16M elements
+SHAPE = (16, 4, 512, 512)
+
+
+def _setup():
+    rng = np.random.default_rng(0)
+    d = {k: rng.standard_normal(SHAPE, dtype=np.float32) for k in ("x", "n", "m", "mu")}
+    d["lv"] = (0.5 * rng.standard_normal(SHAPE)).astype(np.float32)
+    sched = pf.schedules.NoiseSchedule()
+    d["ac"] = sched.alphas_cumprod
+    d["ts"] = rng.integers(0, 1000, SHAPE[0])
+    ddim = pf.samplers.DDIMSampler(sched)
+    ddim.set_timesteps(50)
+    d["ddim"] = ddim
+    d["rng"] = np.random.default_rng(1)
+    return d
+
+
+def _cases(d):
+    """op -> (bytes moved, {name: callable})."""
+    x, n, m, mu, lv, ac, ts, ddim, rng = (d[k] for k in ("x", "n", "m", "mu", "lv", "ac", "ts", "ddim", "rng"))
+    t = int(ddim.timesteps[10])
+    a_t, a_p = float(ac[t]), float(ac[t - 20])
+    ca = np.sqrt(ac[ts]).astype(np.float32)[:, None, None, None]
+    cb = np.sqrt(1 - ac[ts]).astype(np.float32)[:, None, None, None]
+    sa, sb, sap, sbp = (np.float32(v) for v in (a_t ** 0.5, (1 - a_t) ** 0.5, a_p ** 0.5, (1 - a_p) ** 0.5))
+
+    def np_ddim():
+        x0 = np.clip((x - sb * m) / sa, -1, 1)
+        return sap * x0 + sbp * m
+
+    cases = {
+        "randn": (4 * N, {
+            "pixelforge": lambda: pf.random.randn(SHAPE, seed=7),
+            "numpy": lambda: rng.standard_normal(SHAPE, dtype=np.float32),
+        }),
+        "reparameterize": (16 * N, {
+            "pixelforge": lambda: pf.ops.reparameterize(mu, lv, seed=7),
+            "numpy": lambda: (lambda e: (mu + np.exp(0.5 * lv) * e, e))(rng.standard_normal(SHAPE, dtype=np.float32)),
+        }),
+        "add_noise": (12 * N, {
+            "pixelforge": lambda: pf.ops.add_noise(x, n, ts, ac),
+            "numpy": lambda: ca * x + cb * n,
+        }),
+        "ddim_step": (12 * N, {
+            "pixelforge": lambda: ddim.step(m, t, x),
+            "numpy": np_ddim,
+        }),
+    }
+    # The same kernels writing into preallocated outputs: the public ops return fresh arrays, and
+    # the first touch of a fresh 64 MiB output costs about as much as the kernel itself here.
+    from pixelforge.ops._numba import philox as P
+    from pixelforge.ops._numba import sampling as S
+    from pixelforge.schedules import round_coef
+    from pixelforge.samplers import kernel_coefs
+    o1, o2 = np.empty(N, np.float32), np.empty(N, np.float32)
+    ca64, cb64 = round_coef(np.sqrt(ac[ts]), np.float32), round_coef(np.sqrt(1 - ac[ts]), np.float32)
+    kc = kernel_coefs(ddim._spec(t), np.float32)
+    flat = {k: v.reshape(-1) for k, v in (("x", x), ("n", n), ("m", m), ("mu", mu), ("lv", lv))}
+    cases["randn"][1]["pixelforge (out=)"] = lambda: P.fill_cpu(o1, 7, 0, 0, 2)
+    cases["reparameterize"][1]["pixelforge (out=)"] = lambda: S._reparam_cpu(
+        flat["mu"], flat["lv"], o1, o2, np.uint64(0), np.uint64(7), np.uint64(0), True)
+    cases["add_noise"][1]["pixelforge (out=)"] = lambda: S._lin2_cpu(flat["x"], flat["n"], o1, ca64, cb64,
+                                                                     N // SHAPE[0])
+    cases["ddim_step"][1]["pixelforge (out=)"] = lambda: S._step_cpu(
+        flat["x"], flat["m"], o2[:1], o1, 0, np.uint64(0), np.uint64(0), np.uint64(0), kc["cs"], kc["cm"],
+        -kc["r"], kc["r"], True, kc["px0"], kc["ps"], kc["pm"], kc["pn"])
+    try:
+        import torch
+    except ImportError:
+        return cases
+    tx, tn, tm, tmu, tlv = (torch.from_numpy(v) for v in (x, n, m, mu, lv))
+    tca, tcb = torch.from_numpy(ca), torch.from_numpy(cb)
+    cases["randn"][1]["torch"] = lambda: torch.randn(SHAPE)
+    cases["reparameterize"][1]["torch"] = lambda: (lambda e: (tmu + torch.exp(0.5 * tlv) * e, e))(torch.randn(SHAPE))
+    cases["add_noise"][1]["torch"] = lambda: tca * tx + tcb * tn
+    cases["ddim_step"][1]["torch"] = lambda: sap * torch.clamp((tx - sb * tm) / sa, -1, 1) + sbp * tm
+    return cases
+
+
+def copy_rate(reps=5):
+    """GB/s of np.copyto on 512 MiB (bytes read + written), median of reps."""
+    src = np.ones(1 << 27, np.float32)
+    dst = np.empty_like(src)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        times.append(time.perf_counter() - t0)
+    return 2 * src.nbytes / statistics.median(times) / 1e9
+
+
+def measure(reps=7):
+    d = _setup()
+    cases = _cases(d)
+    rows = []
+    copy = copy_rate()
+    for op, (nbytes, fns) in cases.items():
+        for f in fns.values():   # warm up (compiles the Numba kernels)
+            f()
+        times = {k: [] for k in fns}
+        for _ in range(reps):
+            for k, f in fns.items():
+                t0 = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for k in fns:
+            rows.append((op, k, med[k] * 1e3, nbytes / med[k] / 1e9, med[k] / med["pixelforge"]))
+    return copy, rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=7)
+    args = ap.parse_args()
+    import numba
+    copy, rows = measure(args.reps)
+    print(f"16M float32 elements, {numba.get_num_threads()} Numba threads; np.copyto 512 MiB: {copy:.1f} GB/s")
+    print("| op | impl | ms (median) | GB/s | % of copy | time / pixelforge |")
+    print("|---|---|---:|---:|---:|---:|")
+    for op, impl, ms, gbs, ratio in rows:
+        print(f"| {op} | {impl} | {ms:.1f} | {gbs:.1f} | {100 * gbs / copy:.0f}% | {ratio:.2f}x |")
+
+
+# ------------------------------------------------------------------- pytest-benchmark
+@pytest.fixture(scope="module")
+def cases():
+    return _cases(_setup())
+
+
+@pytest.mark.parametrize("op", ["randn", "reparameterize", "add_noise", "ddim_step"])
+@pytest.mark.parametrize("impl", ["pixelforge", "pixelforge (out=)", "numpy", "torch"])
+def test_bench(benchmark, cases, op, impl):
+    nbytes, fns = cases[op]
+    if impl not in fns:
+        pytest.skip(f"{impl} is not installed")
+    fns[impl]()   # warm-up / compile
+    benchmark.extra_info["bytes"] = nbytes
+    benchmark.pedantic(fns[impl], rounds=5, iterations=1)
+    benchmark.extra_info["GB/s"] = nbytes / benchmark.stats.stats.median / 1e9
+
+
+if __name__ == "__main__":
+    main()
