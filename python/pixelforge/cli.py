@@ -1,8 +1,10 @@
-"""The ``pixelforge`` command: info | demo | bench (train | sample | eval arrive with the models)."""
+"""The ``pixelforge`` command: info | train | sample | eval | demo | bench."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import pathlib
 import sys
 import time
 
@@ -29,38 +31,190 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def save_grid(images, path, nrow=None, scale=4):
+    """A PNG grid of images (N, C, H, W) in [0, 1], each pixel drawn scale x scale."""
+    import numpy as np  # noqa: PLC0415
+
+    from . import io as pfio  # noqa: PLC0415
+    big = np.kron(np.asarray(images, np.float32), np.ones((1, 1, scale, scale), np.float32))
+    pfio.save_image_grid(big, os.fspath(path), nrow=nrow)
+
+
+def save_loss_plot(history, path, width=480, height=240):
+    """Loss curves of a training history as a PNG (Pillow; matplotlib not needed)."""
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image, ImageDraw  # noqa: PLC0415
+    curves = {k: np.asarray(v, np.float64) for k, v in history.items() if isinstance(v, list) and len(v) > 1}
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+    pad = 30
+    for i, (name, v) in enumerate(curves.items()):
+        k = max(1, len(v) // 200)  # smooth: mean over windows
+        v = v[: len(v) // k * k].reshape(-1, k).mean(axis=1)
+        lo, hi = float(np.min(v)), float(np.max(v))
+        span = hi - lo or 1.0
+        xs = pad + np.arange(len(v)) * (width - 2 * pad) / max(1, len(v) - 1)
+        ys = height - pad - (v - lo) / span * (height - 2 * pad)
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colors[i % 4], width=2)
+        draw.text((pad + 110 * i, 8), f"{name} {v[-1]:.3g}", fill=colors[i % 4])
+    draw.rectangle([pad, pad, width - pad, height - pad], outline=(180, 180, 180))
+    img.save(path)
+
+
+def _load_data(spec, image_shape):
+    from . import data  # noqa: PLC0415
+    return data.load_images(spec, image_shape)
+
+
+def _cmd_train(args) -> int:
+    from . import models  # noqa: PLC0415
+    shape = tuple(args.image_shape)
+    x, y = _load_data(args.data, shape)
+    num_classes = None
+    if args.conditional:
+        if y is None:
+            print("--conditional needs labels in the data", file=sys.stderr)
+            return 2
+        num_classes = int(max(10, y.max() + 1)) if args.data == "digits" else int(y.max() + 1)
+    config = json.loads(args.config) if args.config else {}
+    model = models.create(args.family, shape, num_classes, **config)
+    hist = model.fit(x, y if num_classes else None, steps=args.steps, seed=args.seed, progress=not args.quiet)
+    out = pathlib.Path(args.out)
+    model.save(out)
+    save_loss_plot(hist, out / "loss.png")
+    samples = model.sample(64, seed=args.seed)
+    save_grid(samples, out / "samples.png", nrow=8)
+    with open(out / "history.json", "w") as f:
+        json.dump({k: v for k, v in hist.items()}, f)
+    print(f"trained {args.family} for {model.steps_trained} steps in {hist['seconds']:.1f} s "
+          f"({hist['images_per_second']:.0f} images/s); wrote {out}/model.safetensors, loss.png, samples.png")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    import numpy as np  # noqa: PLC0415
+
+    from . import models  # noqa: PLC0415
+    model = models.load(args.run)
+    kw = {}
+    if args.steps is not None:
+        if model.family != "diffusion":
+            print("--steps applies to diffusion models only", file=sys.stderr)
+            return 2
+        kw["steps"] = args.steps
+    labels = None
+    if args.label is not None:
+        labels = np.full(args.n, args.label, np.int64)
+    t0 = time.perf_counter()
+    samples = model.sample(args.n, seed=args.seed, labels=labels, **kw)
+    dt = time.perf_counter() - t0
+    save_grid(samples, args.out)
+    print(f"{args.n} samples in {dt:.2f} s ({args.n / dt:.1f}/s) -> {args.out}")
+    return 0
+
+
+def evaluate_model(model, n=500, seed=1234):
+    """Quality numbers of a trained model on the digits (see pixelforge.models.evaluate)."""
+    import numpy as np  # noqa: PLC0415
+
+    from .models import evaluate  # noqa: PLC0415
+    t0 = time.perf_counter()
+    if model.conditional:
+        labels = np.arange(n) % model.num_classes
+        samples = model.sample(n, seed=seed, labels=labels)
+    else:
+        labels = None
+        samples = model.sample(n, seed=seed)
+    dt = time.perf_counter() - t0
+    q = evaluate.quality(samples, labels)
+    q["samples_per_second"] = n / dt
+    return q, samples
+
+
+def _cmd_eval(args) -> int:
+    from . import models  # noqa: PLC0415
+    model = models.load(args.run)
+    if model.image_shape != (1, 8, 8):
+        print("eval judges 8x8 digits: this run has image_shape " + str(model.image_shape), file=sys.stderr)
+        return 2
+    q, _ = evaluate_model(model, n=args.n, seed=args.seed)
+    if args.json:
+        print(json.dumps(q, indent=2))
+    else:
+        print(f"{model.family} ({'conditional' if model.conditional else 'unconditional'}, "
+              f"{model.steps_trained} steps), {q['n']} samples:")
+        print(f"  confident (p >= 0.7)      : {q['confident']:.3f}")
+        print(f"  label entropy (normalized): {q['entropy']:.3f}  ({q['classes_covered']} classes)")
+        if "class_match" in q:
+            print(f"  in requested class        : {q['class_match']:.3f}")
+        print(f"  Frechet distance          : {q['frechet']:.3f}")
+        print(f"  samples/s                 : {q['samples_per_second']:.1f}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from . import demo  # noqa: PLC0415
-    return demo.run(quick=args.quick)
+    return demo.run(out=args.out, quick=args.quick)
 
 
 def _cmd_bench(args) -> int:
     from . import demo  # noqa: PLC0415
-    return demo.run(quick=args.quick, only=args.op)
+    return demo.kernels(quick=args.quick, only=args.op)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixelforge", description="pixelforge: fast image generation kernels")
+    parser = argparse.ArgumentParser(prog="pixelforge", description="pixelforge: fast image generation")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="what this installation can run")
     p.add_argument("--json", action="store_true", help="print the pf.info() dict as JSON")
     p.set_defaults(fn=_cmd_info)
-    p = sub.add_parser("demo", help="the main job: run and time every kernel that exists")
-    p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+
+    p = sub.add_parser("train", help="train a generator family")
+    p.add_argument("family", choices=["gan", "vae", "transformer", "diffusion"])
+    p.add_argument("--data", default="digits", help="digits, or a folder of images / IDX file / .npz")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the family's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--conditional", action="store_true", help="class-conditional on the data's labels")
+    p.add_argument("--image-shape", type=int, nargs=3, default=(1, 8, 8), metavar=("C", "H", "W"))
+    p.add_argument("--config", default=None, help="JSON dict of family config overrides")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=_cmd_train)
+
+    p = sub.add_parser("sample", help="sample a trained run into a PNG grid")
+    p.add_argument("run")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--out", default="grid.png")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="diffusion sampling steps")
+    p.set_defaults(fn=_cmd_sample)
+
+    p = sub.add_parser("eval", help="quality numbers of a trained run on the digits")
+    p.add_argument("run")
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_cmd_eval)
+
+    p = sub.add_parser("demo", help="the main job: train all four families briefly on the digits")
+    p.add_argument("--out", default="pixelforge-demo", help="folder for the sample grids")
+    p.add_argument("--quick", action="store_true", help="a few steps each (a smoke test)")
     p.set_defaults(fn=_cmd_demo)
-    p = sub.add_parser("bench", help="time each op for every built impl against NumPy/torch")
+
+    p = sub.add_parser("bench", help="time each kernel for every built impl against NumPy")
     p.add_argument("--op", default="all", help="one op name, or all")
     p.add_argument("--quick", action="store_true")
     p.set_defaults(fn=_cmd_bench)
     args = parser.parse_args(argv)
-    t0 = time.perf_counter()
     try:
         return int(args.fn(args) or 0)
     except KeyboardInterrupt:
         return 130
-    finally:
-        if args.command in ("demo", "bench"):
-            print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"pixelforge {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,165 @@
+"""GAN family: DCGAN-style generator (linear -> transposed convolutions, GroupNorm, leaky
+ReLU, tanh) and discriminator (strided convolutions with spectral normalisation, leaky ReLU,
+projection head when conditional); non-saturating or hinge loss; Adam with beta1 = 0.5; an
+EMA copy of the generator samples.
+
+For (C, H, W): G maps z (z_dim) to (2ch, H/4, W/4), then two stride-2 transposed convs to
+(ch/2, H, W) and a 3x3 conv to C channels. D mirrors it with two stride-2 convs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .. import nn, optim
+from ..tensor import Tensor
+from .base import GenerativeModel
+
+
+class SNConv2d(nn.Module):
+    """Conv2d whose weight is divided by its largest singular value, estimated by one power
+    iteration per training forward (u persists as a buffer; sigma is differentiated, u and v
+    are not), as in Miyato et al. 2018."""
+
+    def __init__(self, cin, cout, k, stride=1, padding=0):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=padding)
+        g = nn.init.generator()
+        u = g.standard_normal(cout).astype(np.float32)
+        self.register_buffer("u", u / np.linalg.norm(u))
+
+    def sn_weight(self):
+        w = self.conv.weight
+        wm = w.data.reshape(w.shape[0], -1)
+        u = self.u
+        if self.training:
+            v = wm.T @ u
+            v /= np.linalg.norm(v) + 1e-12
+            u = wm @ v
+            u /= np.linalg.norm(u) + 1e-12
+            self.u[...] = u
+        v = wm.T @ u
+        v /= np.linalg.norm(v) + 1e-12
+        sigma = (w.reshape(w.shape[0], -1) @ Tensor(v.reshape(-1, 1))).reshape(-1) @ Tensor(u)
+        return w / sigma
+
+    def forward(self, x):
+        c = self.conv
+        return F.conv2d(x, self.sn_weight(), c.bias, stride=c.stride, padding=c.padding)
+
+
+class Generator(nn.Module):
+    def __init__(self, shape, z_dim, ch, num_classes):
+        super().__init__()
+        c, h, w = shape
+        self.h4, self.w4, self.ch = h // 4, w // 4, ch
+        self.label_emb = nn.Embedding(num_classes, z_dim) if num_classes else None
+        self.fc = nn.Linear(z_dim, 2 * ch * self.h4 * self.w4)
+        self.norm0 = nn.GroupNorm(8, 2 * ch)
+        self.up1 = nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1)
+        self.norm1 = nn.GroupNorm(8, ch)
+        self.up2 = nn.ConvTranspose2d(ch, ch // 2, 4, stride=2, padding=1)
+        self.norm2 = nn.GroupNorm(8, ch // 2)
+        self.out = nn.Conv2d(ch // 2, c, 3, padding=1)
+
+    def forward(self, z, labels=None):
+        if self.label_emb is not None:
+            z = z * self.label_emb(labels)  # multiplicative conditioning keeps z's scale
+        h = self.fc(z).reshape(z.shape[0], 2 * self.ch, self.h4, self.w4)
+        h = F.leaky_relu(self.norm0(h), 0.2)
+        h = F.leaky_relu(self.norm1(self.up1(h)), 0.2)
+        h = F.leaky_relu(self.norm2(self.up2(h)), 0.2)
+        return F.tanh(self.out(h))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, shape, ch, num_classes):
+        super().__init__()
+        c, h, w = shape
+        self.c1 = SNConv2d(c, ch // 2, 3, padding=1)
+        self.c2 = SNConv2d(ch // 2, ch, 4, stride=2, padding=1)
+        self.c3 = SNConv2d(ch, 2 * ch, 4, stride=2, padding=1)
+        feat = 2 * ch * (h // 4) * (w // 4)
+        self.fc = nn.Linear(feat, 1)
+        self.proj = nn.Embedding(num_classes, feat) if num_classes else None
+
+    def forward(self, x, labels=None):
+        h = F.leaky_relu(self.c1(x), 0.2)
+        h = F.leaky_relu(self.c2(h), 0.2)
+        h = F.leaky_relu(self.c3(h), 0.2).reshape(x.shape[0], -1)
+        out = self.fc(h).reshape(-1)
+        if self.proj is not None:
+            out = out + (self.proj(labels) * h).sum(dim=1)
+        return out
+
+
+class GAN(GenerativeModel):
+    """Config: z_dim, g_ch, d_ch, loss ("nonsaturating" | "hinge"), lr_g, lr_d, beta1, beta2,
+    ema_decay, init_seed."""
+
+    family = "gan"
+    DEFAULTS = dict(z_dim=64, g_ch=64, d_ch=64, loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+                    beta2=0.999, ema_decay=0.999, init_seed=0)
+    DEFAULT_STEPS = 4000
+
+    def _build(self):
+        c = self.config
+        if c["loss"] not in ("nonsaturating", "hinge"):
+            raise ValueError(f"loss: expected 'nonsaturating' or 'hinge', got {c['loss']!r}")
+        if int(c["g_ch"]) % 16 or int(c["d_ch"]) % 2:
+            raise ValueError("g_ch: must be a multiple of 16 (GroupNorm of 8 groups on g_ch/2)")
+        self.G = Generator(self.image_shape, int(c["z_dim"]), int(c["g_ch"]), self.num_classes)
+        self.D = Discriminator(self.image_shape, int(c["d_ch"]), self.num_classes)
+        self.G_ema = Generator(self.image_shape, int(c["z_dim"]), int(c["g_ch"]), self.num_classes)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        betas = (float(c["beta1"]), float(c["beta2"]))
+        self.opt_g = optim.Adam(self.G.parameters(), lr=float(c["lr_g"]), betas=betas)
+        self.opt_d = optim.Adam(self.D.parameters(), lr=float(c["lr_d"]), betas=betas)
+        self.ema = optim.EMA(self.G, decay=float(c["ema_decay"]), warmup=True)
+
+    def _modules(self):
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def _d_losses(self, real_logits, fake_logits):
+        if self.config["loss"] == "hinge":
+            return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        ones = Tensor(np.ones(real_logits.shape, np.float32))
+        zeros = Tensor(np.zeros(fake_logits.shape, np.float32))
+        return (F.binary_cross_entropy_with_logits(real_logits, ones)
+                + F.binary_cross_entropy_with_logits(fake_logits, zeros))
+
+    def _g_loss(self, fake_logits):
+        if self.config["loss"] == "hinge":
+            return -fake_logits.mean()
+        return F.binary_cross_entropy_with_logits(fake_logits, Tensor(np.ones(fake_logits.shape, np.float32)))
+
+    def _train_step(self, x, y, rng, step, total):
+        n = len(x)
+        real = Tensor(x * 2 - 1)
+        z = Tensor(rng.standard_normal((n, int(self.config["z_dim"]))).astype(np.float32))
+        fake_labels = None if y is None else rng.integers(0, self.num_classes, n)
+        fake = self.G(z, fake_labels)
+        # discriminator step on a detached fake
+        d_loss = self._d_losses(self.D(real, y), self.D(fake.detach(), fake_labels))
+        self.opt_d.zero_grad()
+        d_loss.backward()
+        self.opt_d.step()
+        # generator step
+        g_loss = self._g_loss(self.D(fake, fake_labels))
+        self.opt_g.zero_grad()
+        self.D.zero_grad()
+        g_loss.backward()
+        self.opt_g.step()
+        self.ema.update()
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
+
+    def fit(self, images, labels=None, *, steps=None, batch_size=128, seed=0, progress=True):
+        hist = super().fit(images, labels, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
+        self.ema.copy_to(self.G_ema)
+        return hist
+
+    def _sample(self, n, labels, rng, truncation=None):
+        z = rng.standard_normal((n, int(self.config["z_dim"]))).astype(np.float32)
+        if truncation is not None:
+            z = np.clip(z, -float(truncation), float(truncation))
+        return (self.G_ema(Tensor(z), labels).data + 1) / 2

@@ -1,0 +1,130 @@
+"""Image-transformer family, in the ImageGPT manner: pixels quantized to ``levels`` values
+(17 for the digits, which hold 0..16), read in raster order (channels innermost) after a
+start token (or, when conditional, the class token); pre-norm blocks of causal multi-head
+attention (``pf.ops.attention``) and a GELU MLP; learned position embeddings. Sampling
+decodes one pixel at a time against a KV cache, with temperature and top-k / top-p.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .. import nn, optim
+from ..tensor import Tensor
+from .base import GenerativeModel
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = nn.Attention(d, heads, causal=True)
+        self.ln2 = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, 4 * d)
+        self.fc2 = nn.Linear(4 * d, d)
+
+    def forward(self, x, kv_cache=None):
+        x = x + self.attn(self.ln1(x), kv_cache=kv_cache)
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class PixelTransformer(nn.Module):
+    def __init__(self, seq_len, levels, d, heads, layers, num_classes):
+        super().__init__()
+        self.levels = levels
+        # token ids: 0..levels-1 pixels; levels.. the start token or one token per class
+        self.tok = nn.Embedding(levels + (num_classes or 1), d)
+        self.pos = nn.Embedding(seq_len, d)
+        self.blocks = nn.ModuleList([Block(d, heads) for _ in range(layers)])
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, levels)
+
+    def forward(self, tokens, start=0, caches=None):
+        """tokens (B, L) int -> logits (B, L, levels); positions start..start+L-1."""
+        b, l = tokens.shape
+        h = self.tok(tokens) + self.pos(np.arange(start, start + l)).reshape(1, l, -1)
+        for i, blk in enumerate(self.blocks):
+            h = blk(h, kv_cache=None if caches is None else caches[i])
+        return self.head(self.ln(h))
+
+
+class ImageTransformer(GenerativeModel):
+    """Config: levels, d_model, heads, layers, lr, warmup, weight_decay, temperature, top_k,
+    top_p, init_seed."""
+
+    family = "transformer"
+    DEFAULTS = dict(levels=17, d_model=96, heads=4, layers=4, lr=3e-3, warmup=100, weight_decay=0.01,
+                    temperature=0.9, top_k=0, top_p=0.95, init_seed=0)
+    DEFAULT_STEPS = 2000
+    DEFAULT_BATCH = 64
+
+    def _build(self):
+        c = self.config
+        self.levels = int(c["levels"])
+        if self.levels < 2:
+            raise ValueError(f"levels: expected >= 2, got {self.levels}")
+        self.seq_len = int(np.prod(self.image_shape))
+        self.net = PixelTransformer(self.seq_len, self.levels, int(c["d_model"]), int(c["heads"]), int(c["layers"]),
+                                    self.num_classes)
+        self.opt = optim.AdamW(self.net.parameters(), lr=float(c["lr"]), weight_decay=float(c["weight_decay"]))
+
+    def _modules(self):
+        return {"net": self.net}
+
+    def _tokens(self, x):
+        """(N, C, H, W) in [0, 1] -> (N, L) ints in [0, levels), raster order, channels last."""
+        q = np.rint(x.transpose(0, 2, 3, 1).reshape(len(x), -1) * (self.levels - 1))
+        return np.clip(q, 0, self.levels - 1).astype(np.int64)
+
+    def _first(self, n, labels):
+        return np.full(n, self.levels, np.int64) if labels is None else self.levels + labels
+
+    def _train_step(self, x, y, rng, step, total):
+        c = self.config
+        self.opt.lr = optim.warmup_cosine(step, float(c["lr"]), int(c["warmup"]), total)
+        tok = self._tokens(x)
+        inp = np.concatenate([self._first(len(x), y)[:, None], tok[:, :-1]], axis=1)
+        logits = self.net(inp)
+        loss = F.cross_entropy(logits.reshape(-1, self.levels), tok.reshape(-1))
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.item()}
+
+    def fit(self, images, labels=None, *, steps=None, batch_size=None, seed=0, progress=True):
+        return super().fit(images, labels, steps=steps, batch_size=batch_size or self.DEFAULT_BATCH, seed=seed,
+                           progress=progress)
+
+    def _sample(self, n, labels, rng, temperature=None, top_k=None, top_p=None):
+        c = self.config
+        temp = float(c["temperature"] if temperature is None else temperature)
+        k = int(c["top_k"] if top_k is None else top_k)
+        p = float(c["top_p"] if top_p is None else top_p)
+        if temp <= 0:
+            raise ValueError(f"temperature: must be > 0, got {temp}")
+        if not 0 < p <= 1:
+            raise ValueError(f"top_p: must be in (0, 1], got {p}")
+        caches = [nn.KVCache() for _ in self.net.blocks]
+        cur = self._first(n, labels)[:, None]
+        out = np.zeros((n, self.seq_len), np.int64)
+        for i in range(self.seq_len):
+            logits = self.net(cur, start=i, caches=caches).data[:, -1, :].astype(np.float64) / temp
+            if 0 < k < self.levels:
+                kth = np.sort(logits, axis=1)[:, -k][:, None]
+                logits = np.where(logits < kth, -np.inf, logits)
+            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            if p < 1:
+                order = np.argsort(-probs, axis=1)
+                sorted_p = np.take_along_axis(probs, order, axis=1)
+                keep_sorted = np.cumsum(sorted_p, axis=1) - sorted_p < p  # the top token always stays
+                keep = np.zeros_like(keep_sorted)
+                np.put_along_axis(keep, order, keep_sorted, axis=1)
+                probs = np.where(keep, probs, 0)
+                probs /= probs.sum(axis=1, keepdims=True)
+            u = rng.random((n, 1))
+            nxt = (np.cumsum(probs, axis=1) < u).sum(axis=1).clip(0, self.levels - 1)
+            out[:, i] = nxt
+            cur = nxt[:, None]
+        c_, h, w = self.image_shape
+        return (out.reshape(n, h, w, c_).transpose(0, 3, 1, 2) / (self.levels - 1)).astype(np.float32)

@@ -1,0 +1,94 @@
+"""The four generator families: a few training steps, sample shape/dtype/range, same seed same
+bits, save/load identical samples, conditional labels, and bad input."""
+import numpy as np
+import pytest
+
+import pixelforge as pf
+
+FAMILIES = ["gan", "vae", "transformer", "diffusion"]
+SAMPLE_KW = {"diffusion": {"steps": 3}}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    pytest.importorskip("sklearn")
+    return pf.data.load_digits()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_train_sample_save_load(family, digits, tmp_path):
+    x, _ = digits
+    m = pf.models.create(family, (1, 8, 8))
+    hist = m.fit(x[:256], steps=3, batch_size=32, progress=False)
+    losses = [k for k, v in hist.items() if isinstance(v, list)]
+    assert losses and all(len(hist[k]) == 3 and np.isfinite(hist[k]).all() for k in losses)
+    s = m.sample(6, seed=3, **SAMPLE_KW.get(family, {}))
+    assert s.shape == (6, 1, 8, 8) and s.dtype == np.float32
+    assert s.min() >= 0 and s.max() <= 1 and np.isfinite(s).all()
+    np.testing.assert_array_equal(s, m.sample(6, seed=3, **SAMPLE_KW.get(family, {})))
+    assert not np.array_equal(s, m.sample(6, seed=4, **SAMPLE_KW.get(family, {})))
+    m.save(tmp_path / "run")
+    m2 = pf.models.load(tmp_path / "run")
+    assert type(m2) is type(m) and m2.config == m.config and m2.steps_trained == 3
+    np.testing.assert_array_equal(m2.sample(6, seed=3, **SAMPLE_KW.get(family, {})), s)
+    assert m.sample(0).shape == (0, 1, 8, 8)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_conditional(family, digits):
+    x, y = digits
+    m = pf.models.create(family, (1, 8, 8), num_classes=10)
+    m.fit(x[:128], y[:128], steps=2, batch_size=16, progress=False)
+    s = m.sample(4, seed=0, labels=np.array([0, 1, 2, 3]), **SAMPLE_KW.get(family, {}))
+    assert s.shape == (4, 1, 8, 8)
+    with pytest.raises(ValueError, match="labels"):
+        m.sample(2, labels=np.array([0, 10]))
+    with pytest.raises(ValueError, match="labels"):
+        m.sample(2, labels=np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="labels"):
+        m.fit(x[:8], steps=1, progress=False)  # conditional model without labels
+
+
+def test_training_reduces_the_loss(digits):
+    x, _ = digits
+    m = pf.models.create("vae", (1, 8, 8))
+    h = m.fit(x, steps=60, batch_size=64, progress=False)
+    assert np.mean(h["recon"][-10:]) < 0.8 * np.mean(h["recon"][:5])
+
+
+def test_other_image_shapes():
+    m = pf.models.create("diffusion", (3, 12, 12), base=16)
+    x = np.random.default_rng(0).random((10, 3, 12, 12)).astype(np.float32)
+    m.fit(x, steps=1, batch_size=4, progress=False)
+    assert m.sample(2, steps=2).shape == (2, 3, 12, 12)
+
+
+def test_bad_input(digits, tmp_path):
+    x, y = digits
+    with pytest.raises(ValueError, match="family"):
+        pf.models.create("flow")
+    with pytest.raises(TypeError, match="family"):
+        pf.models.create(3)
+    with pytest.raises(ValueError, match="config"):
+        pf.models.create("gan", z_dimm=3)
+    with pytest.raises(ValueError, match="image_shape"):
+        pf.models.create("gan", (1, 8))
+    with pytest.raises(ValueError, match="num_classes"):
+        pf.models.create("gan", num_classes=1)
+    m = pf.models.create("vae")
+    with pytest.raises(ValueError, match="images"):
+        m.fit(np.zeros((4, 1, 7, 8), np.float32), steps=1, progress=False)
+    with pytest.raises(ValueError, match="images"):
+        m.fit(x * 2, steps=1, progress=False)
+    with pytest.raises(ValueError, match="labels"):
+        m.fit(x, y, steps=1, progress=False)  # labels given to an unconditional model
+    with pytest.raises(ValueError, match="n"):
+        m.sample(-1)
+    with pytest.raises(ValueError, match="steps"):
+        m.fit(x, steps=-2, progress=False)
+    with pytest.raises(FileNotFoundError, match="directory"):
+        pf.models.load(tmp_path / "missing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"\x10\x00\x00\x00not a checkpoint")
+    with pytest.raises(Exception):
+        pf.models.load(tmp_path / "bad")
