@@ -126,12 +126,20 @@ def test_validation_helpers():
     assert _validate.axis(-1, 3) == 2
 
 
-def test_cli_info_and_demo_run():
+def test_cli_info_bench_and_demo_run(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "info"], capture_output=True, text=True)
     assert out.returncode == 0 and "pixelforge" in out.stdout and "CPU module" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "demo", "--quick"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "bench", "--quick", "--op", "bias_act"],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "bias_act" in out.stdout and "MISMATCH" not in out.stdout
+    out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "demo", "--quick", "--out", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for family in ("gan", "vae", "transformer", "diffusion"):
+        assert family in out.stdout
+        assert (tmp_path / f"{family}.png").is_file()
+    assert (tmp_path / "all.png").is_file()
 
 
 def test_unknown_attribute_errors():

@@ -114,7 +114,7 @@ def _cmd_sample(args) -> int:
     return 0
 
 
-def evaluate_model(model, n=500, seed=1234):
+def evaluate_model(model, n=500, seed=1234, **sample_kw):
     """Quality numbers of a trained model on the digits (see pixelforge.models.evaluate)."""
     import numpy as np  # noqa: PLC0415
 
@@ -122,10 +122,10 @@ def evaluate_model(model, n=500, seed=1234):
     t0 = time.perf_counter()
     if model.conditional:
         labels = np.arange(n) % model.num_classes
-        samples = model.sample(n, seed=seed, labels=labels)
+        samples = model.sample(n, seed=seed, labels=labels, **sample_kw)
     else:
         labels = None
-        samples = model.sample(n, seed=seed)
+        samples = model.sample(n, seed=seed, **sample_kw)
     dt = time.perf_counter() - t0
     q = evaluate.quality(samples, labels)
     q["samples_per_second"] = n / dt

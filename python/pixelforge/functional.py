@@ -154,30 +154,26 @@ def log_softmax(input, dim=-1):  # noqa: A002
 
 # ----------------------------------------------------------------------------- linear
 def linear(input, weight, bias=None):  # noqa: A002
-    """``input @ weight.T + bias``. input (*, in), weight (out, in), bias (out,) -> (*, out)."""
+    """``input @ weight.T + bias``. input (*, in), weight (out, in), bias (out,) -> (*, out).
+
+    One call of pixelforge's own GEMM (``pf.ops.linear``, bias fused) forward and
+    ``pf.ops.linear_backward`` backward: no external BLAS and no second thread pool.
+    """
+    from . import ops  # noqa: PLC0415
     x, w = _t(input), _t(weight)
     X, W = x.data, w.data
     if X.shape[-1] != W.shape[1]:
         raise ValueError(f"input: last dimension {X.shape[-1]} does not match weight's in_features {W.shape[1]} "
                          f"(weight shape {tuple(W.shape)})")
-    lead = X.shape[:-1]
-    X2 = X.reshape(-1, X.shape[-1]) if X.ndim != 2 else X
-    out = X2 @ W.T
-    if bias is not None:
-        b = _t(bias)
-        out += b.data
-    if X.ndim != 2:
-        out = out.reshape(lead + (W.shape[0],))
+    b = None if bias is None else _t(bias)
+    out = ops.linear(X, W, None if b is None else b.data)
     rx, rw = x.requires_grad, w.requires_grad
 
     def bw(g):
-        g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
-        gx = (g2 @ W).reshape(X.shape) if rx else None
-        gw = g2.T @ X2 if rw else None
-        if bias is None:
-            return gx, gw
-        return gx, gw, g2.sum(axis=0)
-    return _node(out, (x, w) if bias is None else (x, w, b), bw)
+        need_b = b is not None and b.requires_grad
+        gx, gw, gb = ops.linear_backward(_contig(g), X, W, needs=(rx, rw, need_b))
+        return (gx, gw) if b is None else (gx, gw, gb)
+    return _node(out, (x, w) if b is None else (x, w, b), bw)
 
 
 # ----------------------------------------------------------------------------- norms

@@ -676,10 +676,20 @@ def sqrt(x):
     return _node(out, (x,), lambda g: (g * 0.5 / out,))
 
 
+def _mm(A, B):
+    """A @ B on pixelforge's GEMM (pf.ops.matmul) for 2-D / 3-D float operands; NumPy's rules
+    (1-D operands, more batch dims) fall back to the array module's matmul."""
+    if (A.ndim in (2, 3) and B.ndim in (2, 3) and A.dtype == B.dtype and A.dtype.kind == "f"
+            and (A.ndim == 2 or B.ndim == 2 or A.shape[0] == B.shape[0] or 1 in (A.shape[0], B.shape[0]))):
+        from . import ops  # noqa: PLC0415
+        return ops.matmul(A, B)
+    return A @ B
+
+
 def matmul(a, b):
     """``a @ b`` with NumPy's rules (1-D operands, broadcast batch dims)."""
     A, B = a.data, b.data
-    out = A @ B
+    out = _mm(A, B)
     ra, rb = a.requires_grad, b.requires_grad
 
     def bw(g):
@@ -695,9 +705,9 @@ def matmul(a, b):
             g2 = g
         ga = gb = None
         if ra:
-            ga = _unbroadcast(g2 @ B2.swapaxes(-1, -2), A2.shape).reshape(A.shape)
+            ga = _unbroadcast(_mm(g2, B2.swapaxes(-1, -2)), A2.shape).reshape(A.shape)
         if rb:
-            gb = _unbroadcast(A2.swapaxes(-1, -2) @ g2, B2.shape).reshape(B.shape)
+            gb = _unbroadcast(_mm(A2.swapaxes(-1, -2), g2), B2.shape).reshape(B.shape)
         return ga, gb
     return _node(out, (a, b), bw)
 
