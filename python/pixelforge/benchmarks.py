@@ -605,7 +605,7 @@ def run(ops=OPS, impls=None, quick=False, rounds=None, progress=True, log=print)
         "pixelforge": info.get("version"), "quick": bool(quick),
         "machine": {"cpu": info.get("cpu"), "cuda": info.get("cuda"), "numpy": np.__version__,
                     "torch": getattr(torch, "__version__", None), "load_average": os.getloadavg()[0]},
-        "ceilings": ceilings, "rows": [], "skipped": [],
+        "ceilings": ceilings, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "rows": [], "skipped": [],
     }
     log(f"pixelforge {info.get('version')} bench ({'quick' if quick else 'full'}): CPU {info['cpu'].get('isa')}, "
         f"{info['cpu'].get('threads')} threads; torch {result['machine']['torch'] or 'not installed'}; "
@@ -720,6 +720,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     """Entry point of ``pixelforge bench``; returns the exit status."""
     args = parse_args(argv)
+    # Contenders from three thread pools (pixelforge's OpenMP, torch's OpenMP, OpenBLAS) run in
+    # turn: with spinning idle workers the one that just finished steals the cores of the next.
+    # Passive waiting makes the comparison fair; it only takes effect when no OpenMP runtime has
+    # started yet in this process, and an explicit setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     ops = OPS if args.op == "all" else tuple(o.strip() for o in args.op.split(",") if o.strip())
     bad = [o for o in ops if o not in OPS]
     if bad:
