@@ -31,8 +31,11 @@ if __name__ == "__main__" and "--single-thread" in sys.argv:
 
 import pixelforge as pf  # noqa: E402
 
-H, D = 8, 64
-POINTS = [(256, 8), (1024, 2), (4096, 1)]  # (L, B)
+from pixelforge.benchmarks import SHAPES as _ALL_SHAPES  # noqa: E402
+
+# the table `pixelforge bench` uses too
+H, D = _ALL_SHAPES["attention"]["H"], _ALL_SHAPES["attention"]["D"]
+POINTS = [tuple(p) for p in _ALL_SHAPES["attention"]["points"]]  # (L, B)
 REF_MAX_L = 1024  # the reference materializes B*H*L*L float64 scores: 1 GiB per copy at 4096
 
 

@@ -25,15 +25,11 @@ import pytest
 
 import pixelforge as pf
 
-SHAPES = {
-    # name: (N, Cin, Cout, H, k, stride, pad, transpose)
-    "A": (64, 64, 64, 32, 3, 1, 1, False),
-    "B": (128, 1, 32, 28, 3, 1, 1, False),
-    "C": (32, 128, 128, 16, 3, 1, 1, False),
-    "D": (128, 64, 128, 8, 4, 2, 1, False),
-    "E": (128, 128, 64, 4, 4, 2, 1, True),
-}
-PASSES = ("forward", "backward_data", "backward_weight")
+from pixelforge.benchmarks import CONV_PASSES as PASSES
+from pixelforge.benchmarks import SHAPES as _ALL_SHAPES
+
+# name: (N, Cin, Cout, H, k, stride, pad, transpose): the table `pixelforge bench` uses too
+SHAPES = _ALL_SHAPES["conv2d"]
 
 
 def _torch():
