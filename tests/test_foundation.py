@@ -129,8 +129,8 @@ def test_validation_helpers():
 def test_cli_info_bench_and_demo_run(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "info"], capture_output=True, text=True)
     assert out.returncode == 0 and "pixelforge" in out.stdout and "CPU module" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "bench", "--quick", "--op", "bias_act"],
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "bench", "--quick", "--op", "bias_act",
+                          "--no-progress"], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "bias_act" in out.stdout and "MISMATCH" not in out.stdout
     out = subprocess.run([sys.executable, "-m", "pixelforge.cli", "demo", "--quick", "--out", str(tmp_path)],

@@ -92,3 +92,13 @@ def test_bad_input(digits, tmp_path):
     (tmp_path / "bad" / "model.safetensors").write_bytes(b"\x10\x00\x00\x00not a checkpoint")
     with pytest.raises(Exception):
         pf.models.load(tmp_path / "bad")
+
+
+def test_max_seconds_stops_training_early(digits):
+    x, _ = digits
+    m = pf.models.create("vae", (1, 8, 8))
+    h = m.fit(x, steps=100000, batch_size=16, max_seconds=0.5, progress=False)
+    assert 1 <= h["steps"] < 100000 and m.steps_trained == h["steps"]
+    assert len(h["loss"]) == h["steps"]
+    with pytest.raises(ValueError, match="max_seconds"):
+        m.fit(x, steps=1, max_seconds=0, progress=False)

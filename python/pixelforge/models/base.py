@@ -24,6 +24,7 @@ class GenerativeModel:
     DEFAULTS: dict = {}
     # default number of training steps on the digits (about 3-4 minutes on 2 cores)
     DEFAULT_STEPS = 1000
+    DEFAULT_BATCH = 128
 
     def __init__(self, image_shape=(1, 8, 8), num_classes=None, **config):
         shape = tuple(int(s) for s in image_shape) if isinstance(image_shape, (tuple, list)) else None
@@ -59,6 +60,9 @@ class GenerativeModel:
 
     def _sample(self, n, labels, rng, **kw):
         raise NotImplementedError
+
+    def _after_fit(self):
+        """Hook run after training (e.g. copy EMA weights into the sampling network)."""
 
     # ------------------------------------------------------------------ checks
     @property
@@ -97,19 +101,27 @@ class GenerativeModel:
         return y.astype(np.int64)
 
     # ------------------------------------------------------------------ public
-    def fit(self, images, labels=None, *, steps=None, batch_size=128, seed=0, progress=True) -> dict:
+    def fit(self, images, labels=None, *, steps=None, batch_size=None, seed=0, progress=True,
+            max_seconds=None) -> dict:
         """Train on ``images`` (N, C, H, W) in [0, 1] (and int ``labels`` (N,) when conditional).
 
-        steps: None uses the family's default (``DEFAULT_STEPS``). Returns the history: loss
-        curves by name, plus ``seconds`` and ``images_per_second``.
+        steps / batch_size: None uses the family's defaults (``DEFAULT_STEPS``,
+        ``DEFAULT_BATCH``: 128, or 64 for the transformer and diffusion). max_seconds: stop early once
+        this much wall time has passed (the learning-rate schedule still spans ``steps``).
+        Returns the history: loss curves by name, plus ``steps``, ``seconds`` and
+        ``images_per_second``.
         """
         x = self._check_images(images)
         y = self._check_labels(labels, len(x), required=True)
         steps = self.DEFAULT_STEPS if steps is None else steps
+        batch_size = self.DEFAULT_BATCH if batch_size is None else batch_size
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"steps: expected a non-negative int, got {steps!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+        if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                        or not max_seconds > 0):
+            raise ValueError(f"max_seconds: expected a positive number, got {max_seconds!r}")
         rng = np.random.default_rng(seed)
         history: dict = {}
         bar = None
@@ -121,9 +133,13 @@ class GenerativeModel:
                 bar = None
         t0 = time.perf_counter()
         bs = min(int(batch_size), len(x))
+        done = 0
         for step in range(int(steps)):
+            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                break
             idx = rng.integers(0, len(x), bs)
             losses = self._train_step(x[idx], None if y is None else y[idx], rng, step, int(steps))
+            done += 1
             for k, v in losses.items():
                 history.setdefault(k, []).append(float(v))
             if bar is not None:
@@ -133,10 +149,12 @@ class GenerativeModel:
                     bar.set_postfix({**{k: f"{float(v):.4f}" for k, v in losses.items()}, "img/s": f"{ips:.0f}"})
         if bar is not None:
             bar.close()
+        self._after_fit()
         secs = time.perf_counter() - t0
-        self.steps_trained += int(steps)
+        self.steps_trained += done
+        history["steps"] = done
         history["seconds"] = secs
-        history["images_per_second"] = steps * bs / secs if secs > 0 else 0.0
+        history["images_per_second"] = done * bs / secs if secs > 0 else 0.0
         return history
 
     def sample(self, n, *, seed=0, labels=None, **kw):

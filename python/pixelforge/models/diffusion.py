@@ -152,11 +152,8 @@ class Diffusion(GenerativeModel):
         self.ema.update()
         return {"loss": loss.item()}
 
-    def fit(self, images, labels=None, *, steps=None, batch_size=None, seed=0, progress=True):
-        hist = super().fit(images, labels, steps=steps, batch_size=batch_size or self.DEFAULT_BATCH, seed=seed,
-                           progress=progress)
+    def _after_fit(self):
         self.ema.copy_to(self.ema_unet)
-        return hist
 
     def _sample(self, n, labels, rng, steps=None, guidance_scale=None, sampler=None, batch=256):
         from .. import random as pfrandom  # noqa: PLC0415

@@ -153,10 +153,8 @@ class GAN(GenerativeModel):
         self.ema.update()
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
 
-    def fit(self, images, labels=None, *, steps=None, batch_size=128, seed=0, progress=True):
-        hist = super().fit(images, labels, steps=steps, batch_size=batch_size, seed=seed, progress=progress)
+    def _after_fit(self):
         self.ema.copy_to(self.G_ema)
-        return hist
 
     def _sample(self, n, labels, rng, truncation=None):
         z = rng.standard_normal((n, int(self.config["z_dim"]))).astype(np.float32)

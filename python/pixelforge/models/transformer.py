@@ -91,10 +91,6 @@ class ImageTransformer(GenerativeModel):
         self.opt.step()
         return {"loss": loss.item()}
 
-    def fit(self, images, labels=None, *, steps=None, batch_size=None, seed=0, progress=True):
-        return super().fit(images, labels, steps=steps, batch_size=batch_size or self.DEFAULT_BATCH, seed=seed,
-                           progress=progress)
-
     def _sample(self, n, labels, rng, temperature=None, top_k=None, top_p=None):
         c = self.config
         temp = float(c["temperature"] if temperature is None else temperature)
