@@ -7,17 +7,14 @@
 #include <cuda_runtime.h>
 
 #include "bias_act/bias_act.h"
+#include "common/cuda_dtypes.cuh"
 
 namespace pf {
 namespace cuda {
 namespace {
 
-template <class T> __device__ __forceinline__ float load(const T* p, i64 i) { return float(p[i]); }
-template <> __device__ __forceinline__ float load(const __half* p, i64 i) { return __half2float(p[i]); }
-template <> __device__ __forceinline__ float load(const __nv_bfloat16* p, i64 i) { return __bfloat162float(p[i]); }
-template <class T> __device__ __forceinline__ void store(T* p, i64 i, float v) { p[i] = T(v); }
-template <> __device__ __forceinline__ void store(__half* p, i64 i, float v) { p[i] = __float2half_rn(v); }
-template <> __device__ __forceinline__ void store(__nv_bfloat16* p, i64 i, float v) { p[i] = __float2bfloat16_rn(v); }
+template <class T> __device__ __forceinline__ float load(const T* p, i64 i) { return to_f(p[i]); }
+template <class T> __device__ __forceinline__ void store(T* p, i64 i, float v) { p[i] = from_f<T>(v); }
 
 template <class T>
 __global__ void forward_kernel(const T* __restrict__ x, const T* __restrict__ b, T* __restrict__ y,

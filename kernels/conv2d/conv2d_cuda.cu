@@ -20,18 +20,12 @@
 
 #include <type_traits>
 
+#include "common/cuda_dtypes.cuh"
 #include "conv2d/conv2d.h"
 
 namespace pf {
 namespace cuda {
 namespace {
-
-template <class T> __device__ __forceinline__ float to_f(T v) { return float(v); }
-template <> __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T> __device__ __forceinline__ T from_f(float v) { return T(v); }
-template <> __device__ __forceinline__ __half from_f(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f(float v) { return __float2bfloat16_rn(v); }
 
 constexpr int BM = 64, BN = 64, BK = 16;
 
