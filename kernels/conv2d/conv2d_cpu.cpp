@@ -252,7 +252,12 @@ struct TapTable {
   int* off = nullptr;  // (RS, PQ) or null
   TapTable(const pf::Conv2dParams& p) {
     const i64 RS = p.R * p.S, PQ = p.P * p.Q;
-    const bool want = (p.stride_w != 1 || p.Q < 32) && RS * PQ <= (i64(1) << 22) && p.H * p.W < (i64(1) << 31);
+#if defined(__AVX512F__)
+    const bool short_rows = false;  // masked loads make short stride-1 segments cheap
+#else
+    const bool short_rows = p.Q < 32;
+#endif
+    const bool want = (p.stride_w != 1 || short_rows) && RS * PQ <= (i64(1) << 22) && p.H * p.W < (i64(1) << 31);
     if (!want) return;
     off = new int[RS * PQ];
     for (i64 rs = 0; rs < RS; ++rs) {
@@ -269,6 +274,71 @@ struct TapTable {
   TapTable& operator=(const TapTable&) = delete;
 };
 
+// d[i] = src[i] for lo <= i < hi, 0 elsewhere in [0, len): one clipped segment of an input
+// row. On AVX-512 a short row (16×16 outputs: 16 pixels) is one masked load and store;
+// masked-off lanes are never read, so src may point before the row (lo > 0).
+template <class T>
+inline void copy_clipped(T* __restrict d, const T* src, i64 len, i64 lo, i64 hi) {
+#if defined(__AVX512F__)
+  if (sizeof(T) == 4) {
+    for (i64 i = 0; i < len; i += 16) {
+      // lanes [a, b) are inside the row, lanes [0, e) inside the segment
+      const i64 a = imax(lo - i, 0), b = imin(imax(hi - i, 0), 16), e = imin(len - i, 16);
+      const __mmask16 mv = __mmask16(((1u << b) - 1u) & ~((1u << imin(a, 16)) - 1u));
+      const __mmask16 ms = __mmask16((1u << e) - 1u);
+      const __m512 v = _mm512_maskz_loadu_ps(mv, reinterpret_cast<const float*>(src) + i);
+      _mm512_mask_storeu_ps(reinterpret_cast<float*>(d) + i, ms, v);
+    }
+    return;
+  } else {
+    for (i64 i = 0; i < len; i += 8) {
+      const i64 a = imax(lo - i, 0), b = imin(imax(hi - i, 0), 8), e = imin(len - i, 8);
+      const __mmask8 mv = __mmask8(((1u << b) - 1u) & ~((1u << imin(a, 8)) - 1u));
+      const __mmask8 ms = __mmask8((1u << e) - 1u);
+      const __m512d v = _mm512_maskz_loadu_pd(mv, reinterpret_cast<const double*>(src) + i);
+      _mm512_mask_storeu_pd(reinterpret_cast<double*>(d) + i, ms, v);
+    }
+    return;
+  }
+#else
+  for (i64 i = 0; i < lo && i < len; ++i) d[i] = T(0);
+#pragma omp simd
+  for (i64 i = lo; i < hi; ++i) d[i] = src[i];
+  for (i64 i = imax(hi, lo); i < len; ++i) d[i] = T(0);
+#endif
+}
+
+// d[i] = x[o[i]] (0 where o[i] < 0) for i in [0, len): one im2col row from the tap table.
+// AVX-512 gathers 16 (8) lanes at a time; padding lanes are masked off, never read.
+template <class T>
+inline void gather_row(T* __restrict d, const T* x, const int* o, i64 len) {
+  i64 i = 0;
+#if defined(__AVX512F__) && defined(PF_CONV_GATHER)
+  if (sizeof(T) == 4) {
+    const float* xf = reinterpret_cast<const float*>(x);
+    float* df = reinterpret_cast<float*>(d);
+    for (; i < len; i += 16) {
+      const __mmask16 ml = __mmask16((1u << imin(len - i, 16)) - 1u);
+      const __m512i idx = _mm512_maskz_loadu_epi32(ml, o + i);
+      const __mmask16 mv = _mm512_mask_cmpge_epi32_mask(ml, idx, _mm512_setzero_si512());
+      const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mv, idx, xf, 4);
+      _mm512_mask_storeu_ps(df + i, ml, v);
+    }
+  } else {
+    const double* xd = reinterpret_cast<const double*>(x);
+    double* dd = reinterpret_cast<double*>(d);
+    for (; i < len; i += 8) {
+      const __mmask8 ml = __mmask8((1u << imin(len - i, 8)) - 1u);
+      const __m256i idx = _mm256_maskz_loadu_epi32(ml, o + i);
+      const __mmask8 mv = _mm256_mask_cmpge_epi32_mask(ml, idx, _mm256_setzero_si256());
+      const __m512d v = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), mv, idx, xd, 8);
+      _mm512_mask_storeu_pd(dd + i, ml, v);
+    }
+  }
+#endif
+  for (; i < len; ++i) d[i] = o[i] >= 0 ? x[o[i]] : T(0);
+}
+
 template <class T, bool kScatter>
 void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1,
               i64 t0, i64 t1, T* buf, i64 ldb) {
@@ -281,7 +351,7 @@ void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const
       const int* o = tab + rs * PQ + t0;
       const i64 len = t1 - t0;
       if (!kScatter) {
-        for (i64 i = 0; i < len; ++i) d[i] = o[i] >= 0 ? xc[o[i]] : T(0);
+        gather_row(d, xc, o, len);
       } else {
         for (i64 i = 0; i < len; ++i)
           if (o[i] >= 0) xc[o[i]] += d[i];
@@ -302,14 +372,13 @@ void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const
         T* xr = xc + ih * p.W + off;
         const i64 qlo = imin(imax(qlo_all, q), qend), qhi = imax(imin(qhi_all, qend), qlo);
         if (!kScatter) {
-          for (i64 qq = q; qq < qlo; ++qq) d[qq - q] = T(0);
           if (p.stride_w == 1) {
-#pragma omp simd
-            for (i64 qq = qlo; qq < qhi; ++qq) d[qq - q] = xr[qq];
+            copy_clipped(d, xr + q, len, qlo - q, qhi - q);
           } else {
+            for (i64 qq = q; qq < qlo; ++qq) d[qq - q] = T(0);
             for (i64 qq = qlo; qq < qhi; ++qq) d[qq - q] = xr[qq * p.stride_w];
+            for (i64 qq = qhi; qq < qend; ++qq) d[qq - q] = T(0);
           }
-          for (i64 qq = qhi; qq < qend; ++qq) d[qq - q] = T(0);
         } else {
           if (p.stride_w == 1) {
 #pragma omp simd
