@@ -464,6 +464,12 @@ Tiling make_tiling(i64 N, i64 PQ, i64 target, i64 outer) {
   return tl;
 }
 
+// Leading dimension of a packed panel: a power-of-two row stride maps the kc rows a
+// micro-kernel walks onto a few L1 sets (they evict each other and stream from L2); one
+// extra cache line spreads them over all sets.
+template <class T>
+constexpr i64 padded_ld(i64 ld) { return (ld * i64(sizeof(T))) % 512 == 0 ? ld + 64 / i64(sizeof(T)) : ld; }
+
 constexpr i64 kKC = 256;  // reduction block: one NR-wide B column panel fits L1
 
 // ---------------------------------------------------------------- forward
@@ -483,7 +489,7 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
   const i64 kc_max = imin(kred, kKC);
   // the packed B block (kc × columns) around 256 KiB (L2)
   const Tiling tl = make_tiling<T>(p.N, PQ, (i64(256) * 1024 / i64(sizeof(T))) / kc_max, G);
-  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = rup(cols_max, NR);
+  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = padded_ld<T>(rup(cols_max, NR));
   const i64 jobs = G * tl.count;
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
@@ -550,7 +556,7 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
   // dcol tile (rows × columns) around 512 KiB. A job covers whole images (all their pixel
   // tiles) so that it owns the dx rows it scatters into.
   const Tiling tl = make_tiling<T>(p.N, PQ, (i64(512) * 1024 / i64(sizeof(T))) / imax(rows_max, 1), G * nblk);
-  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = rup(cols_max, NR);
+  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = padded_ld<T>(rup(cols_max, NR));
   const i64 img_jobs = tl.ipt > 1 ? tl.count : p.N;
   const i64 jobs = img_jobs * G * nblk;
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
@@ -596,6 +602,16 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
 }
 
 // ---------------------------------------------------------------- backward-weight
+// Reduction chunk (pixels) and dW column block: every dot_kernel call ends in DM×DN
+// horizontal sums, so the chunk must be long for them to stay cheap, while the DM + DN
+// rows a call streams (and the abuf/bbuf chunk) stay cache-resident.
+#ifndef PF_WKC
+#define PF_WKC 1024
+#endif
+#ifndef PF_WCOLS
+#define PF_WCOLS 128
+#endif
+constexpr i64 kWKC = PF_WKC, kWCols = PF_WCOLS;
 template <class T>
 void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) {
   constexpr int L = V<T>::L, DM = V<T>::DM, DN = V<T>::DN;
@@ -608,7 +624,7 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
   // Jobs tile dW_g (Kg × kred): all rows, column blocks of ≤ 256 taps; rows are split only
   // when groups × column blocks cannot feed the threads.
   const i64 want = 2 * n_threads();
-  i64 ncb = cdiv(kred, 256);
+  i64 ncb = cdiv(kred, kWCols);
   if (G * ncb < want) ncb = imin(cdiv(kred, DN), cdiv(want, G));
   const i64 cbw = rup(cdiv(kred, ncb), DN);
   ncb = cdiv(kred, cbw);
@@ -620,14 +636,17 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
   // Reduction chunks over (image, pixel): pixel ranges of one image, or whole small images
   // side by side, about kKC steps each, zero-padded to the vector length. The order is
   // fixed, so the result has the same bits for any thread count.
-  const i64 ipt = PQ >= kKC ? 1 : imax(1, kKC / PQ);
-  const i64 seg_max = PQ >= kKC ? kKC : PQ, KC = rup(ipt * seg_max, L);
+  const i64 ipt = PQ >= kWKC ? 1 : imax(1, kWKC / PQ);
+  const i64 seg_max = PQ >= kWKC ? kWKC : PQ, KC = rup(ipt * seg_max, L);
+  // Row stride one cache line longer than the chunk: with power-of-two strides the DM + DN
+  // rows a dot_kernel streams fall into the same L1 sets and evict each other.
+  const i64 LDK = KC + 64 / i64(sizeof(T));
   TapTable tab(p);
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
     Scratch<T> cacc(rbh * cbw);
-    Scratch<T> abuf(rbh * KC);   // dy rows of the chunk, pixel-contiguous
-    Scratch<T> bbuf(cbw * KC);   // im2col rows of the chunk
+    Scratch<T> abuf(rbh * LDK);   // dy rows of the chunk, pixel-contiguous
+    Scratch<T> bbuf(cbw * LDK);   // im2col rows of the chunk
 #pragma omp for schedule(dynamic, 1)
     for (i64 job = 0; job < jobs; ++job) {
       const i64 cbi = job % ncb, rest = job / ncb, rbi = rest % nrb, g = rest / nrb;
@@ -641,18 +660,18 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
           for (i64 n = n0; n < n1; ++n) {
             const i64 co = (n - n0) * seg;
             const T* dyr = dy + (n * p.K + g * Kg + r0) * PQ + t0;
-            for (i64 i = 0; i < rows; ++i) memcpy(abuf.p + i * KC + co, dyr + i * PQ, size_t(seg) * sizeof(T));
-            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, bbuf.p + co, KC);
+            for (i64 i = 0; i < rows; ++i) memcpy(abuf.p + i * LDK + co, dyr + i * PQ, size_t(seg) * sizeof(T));
+            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, bbuf.p + co, LDK);
           }
           if (kv > kc) {  // zero the vector tail of every row
-            for (i64 i = 0; i < rows; ++i) for (i64 k = kc; k < kv; ++k) abuf.p[i * KC + k] = T(0);
-            for (i64 j = 0; j < cols; ++j) for (i64 k = kc; k < kv; ++k) bbuf.p[j * KC + k] = T(0);
+            for (i64 i = 0; i < rows; ++i) for (i64 k = kc; k < kv; ++k) abuf.p[i * LDK + k] = T(0);
+            for (i64 j = 0; j < cols; ++j) for (i64 k = kc; k < kv; ++k) bbuf.p[j * LDK + k] = T(0);
           }
           for (i64 j0 = 0; j0 < cols; j0 += DN) {
             const int nn = int(imin(DN, cols - j0));
             for (i64 i0 = 0; i0 < rows; i0 += DM) {
               const int mm = int(imin(DM, rows - i0));
-              dot_kernel<T>(kv, abuf.p + i0 * KC, KC, bbuf.p + j0 * KC, KC, cacc.p + i0 * cbw + j0, cbw, mm, nn);
+              dot_kernel<T>(kv, abuf.p + i0 * LDK, LDK, bbuf.p + j0 * LDK, LDK, cacc.p + i0 * cbw + j0, cbw, mm, nn);
             }
           }
         }
