@@ -609,7 +609,7 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
 #define PF_WKC 1024
 #endif
 #ifndef PF_WCOLS
-#define PF_WCOLS 128
+#define PF_WCOLS 512
 #endif
 constexpr i64 kWKC = PF_WKC, kWCols = PF_WCOLS;
 template <class T>
