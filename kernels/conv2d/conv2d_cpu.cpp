@@ -343,10 +343,51 @@ template <class T, bool kScatter>
 void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1,
               i64 t0, i64 t1, T* buf, i64 ldb) {
   const i64 RS = p.R * p.S, HW = p.H * p.W, PQ = p.P * p.Q;
+#if defined(__AVX512F__)
+  // Short stride-1 output rows (Q ≤ 64) over whole rows of the tile: the lane masks of a
+  // tap column are the same for every output row, so each output row is one masked load
+  // and store per 16 pixels, with no per-segment clipping arithmetic.
+  const bool short_rows = sizeof(T) == 4 && !tab && p.stride_w == 1 && p.Q <= 64 && t0 % p.Q == 0 &&
+                          t1 % p.Q == 0;
+#endif
   for (i64 row = row0; row < row1; ++row) {
     const i64 c = row / RS, rs = row % RS, r = rs / p.S, s = rs % p.S;
     T* xc = xg + c * HW;
     T* d = buf + (row - row0) * ldb;
+#if defined(__AVX512F__)
+    if (short_rows) {
+      const i64 off = s * p.dil_w - p.pad_left;  // iw = q + off
+      const i64 qlo = imin(imax(-off, 0), p.Q), qhi = imax(imin(p.W - off, p.Q), qlo);
+      const int nch = int(cdiv(p.Q, 16));
+      __mmask16 mv[4], ms[4];
+      for (int j = 0; j < nch; ++j) {
+        const i64 a = imin(imax(qlo - 16 * j, 0), 16), b = imin(imax(qhi - 16 * j, 0), 16);
+        const i64 e = imin(p.Q - 16 * j, 16);
+        mv[j] = __mmask16(((1u << b) - 1u) & ~((1u << a) - 1u));
+        ms[j] = __mmask16((1u << e) - 1u);
+      }
+      float* df = reinterpret_cast<float*>(d);
+      for (i64 pp = t0 / p.Q; pp < t1 / p.Q; ++pp, df += p.Q) {
+        const i64 ih = pp * p.stride_h - p.pad_top + r * p.dil_h;
+        if (ih < 0 || ih >= p.H) {
+          if (!kScatter)
+            for (int j = 0; j < nch; ++j) _mm512_mask_storeu_ps(df + 16 * j, ms[j], _mm512_setzero_ps());
+          continue;
+        }
+        float* xr = reinterpret_cast<float*>(xc) + ih * p.W + off;  // lanes before the row are masked
+        for (int j = 0; j < nch; ++j) {
+          if (!kScatter) {
+            _mm512_mask_storeu_ps(df + 16 * j, ms[j], _mm512_maskz_loadu_ps(mv[j], xr + 16 * j));
+          } else {
+            const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mv[j], xr + 16 * j),
+                                           _mm512_maskz_loadu_ps(mv[j], df + 16 * j));
+            _mm512_mask_storeu_ps(xr + 16 * j, mv[j], v);
+          }
+        }
+      }
+      continue;
+    }
+#endif
     if (tab) {
       const int* o = tab + rs * PQ + t0;
       const i64 len = t1 - t0;
