@@ -250,7 +250,7 @@ void dot_kernel(i64 kv, const T* __restrict a, i64 lda, const T* __restrict b, i
 //    each segment is a contiguous run of one input row, clipped analytically.
 struct TapTable {
   int* off = nullptr;  // (RS, PQ) or null
-  TapTable(const pf::Conv2dParams& p) {
+  explicit TapTable(const pf::Conv2dParams& p) {
     const i64 RS = p.R * p.S, PQ = p.P * p.Q;
 #if defined(__AVX512F__)
     const bool short_rows = false;  // masked loads make short stride-1 segments cheap
@@ -356,25 +356,28 @@ void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const
     T* d = buf + (row - row0) * ldb;
 #if defined(__AVX512F__)
     if (short_rows) {
+      // locals: the stores below may alias p as far as the compiler knows
+      const i64 Q = p.Q, W = p.W, H = p.H, sh = p.stride_h, ih0 = r * p.dil_h - p.pad_top;
+      const i64 pp0 = t0 / Q, pp1 = t1 / Q;
       const i64 off = s * p.dil_w - p.pad_left;  // iw = q + off
-      const i64 qlo = imin(imax(-off, 0), p.Q), qhi = imax(imin(p.W - off, p.Q), qlo);
-      const int nch = int(cdiv(p.Q, 16));
+      const i64 qlo = imin(imax(-off, 0), Q), qhi = imax(imin(W - off, Q), qlo);
+      const int nch = int(cdiv(Q, 16));
       __mmask16 mv[4], ms[4];
       for (int j = 0; j < nch; ++j) {
         const i64 a = imin(imax(qlo - 16 * j, 0), 16), b = imin(imax(qhi - 16 * j, 0), 16);
-        const i64 e = imin(p.Q - 16 * j, 16);
+        const i64 e = imin(Q - 16 * j, 16);
         mv[j] = __mmask16(((1u << b) - 1u) & ~((1u << a) - 1u));
         ms[j] = __mmask16((1u << e) - 1u);
       }
       float* df = reinterpret_cast<float*>(d);
-      for (i64 pp = t0 / p.Q; pp < t1 / p.Q; ++pp, df += p.Q) {
-        const i64 ih = pp * p.stride_h - p.pad_top + r * p.dil_h;
-        if (ih < 0 || ih >= p.H) {
+      for (i64 pp = pp0; pp < pp1; ++pp, df += Q) {
+        const i64 ih = pp * sh + ih0;
+        if (ih < 0 || ih >= H) {
           if (!kScatter)
             for (int j = 0; j < nch; ++j) _mm512_mask_storeu_ps(df + 16 * j, ms[j], _mm512_setzero_ps());
           continue;
         }
-        float* xr = reinterpret_cast<float*>(xc) + ih * p.W + off;  // lanes before the row are masked
+        float* xr = reinterpret_cast<float*>(xc) + ih * W + off;  // lanes before the row are masked
         for (int j = 0; j < nch; ++j) {
           if (!kScatter) {
             _mm512_mask_storeu_ps(df + 16 * j, ms[j], _mm512_maskz_loadu_ps(mv[j], xr + 16 * j));
