@@ -16,8 +16,12 @@
 //   outer-product (forward, backward-data)   AVX-512: float 8×32, double 8×16
 //                                            AVX2+FMA: float 6×16, double 6×8; generic 4×8
 //   dot-product (backward-weight)            AVX-512 4×6, AVX2 3×4, generic 2×4 vectors
-// im2col rows come from a per-call tap-offset table (strided or small outputs) or from
-// clipped contiguous segments of input rows (large stride-1 outputs).
+// im2col rows come from a per-call tap-offset table (strided outputs; also short stride-1
+// rows below AVX-512) or from clipped contiguous segments of input rows (stride 1). On
+// AVX-512, stride-1 output rows of ≤ 64 pixels are masked loads/stores with per-tap lane
+// masks (im2col and col2im), longer segments masked copies.
+// Panel leading dimensions that are multiples of 512 bytes get one extra cache line
+// (padded_ld): power-of-two strides put a micro-kernel's rows into a few L1 sets.
 // Workspace: the packed weights plus per-thread panels sized by tiles, never by the batch.
 // Nothing here instantiates an std:: template (see kernels/common/common.h).
 
