@@ -313,7 +313,8 @@ def test_clipped_segments_and_long_chunks(isa):
     copied as masked segments (row lengths around the 16/8-lane width, pads wider than the
     kernel so whole segments fall into the padding, 1×1 kernels), padded panel strides
     (power-of-two column counts) and backward-weight reduction chunks longer than one image
-    (PQ = 1024 plus a remainder) against the float64 reference."""
+    (PQ = 1024 plus a remainder), strided small images gathered several at a time, against
+    the float64 reference."""
     if "cpu" not in FAST:
         pytest.skip("cpu impl not built")
     code = """
@@ -324,7 +325,9 @@ def test_clipped_segments_and_long_chunks(isa):
         cases = ((2, 3, 5, 4, 1, 3, dict(padding=1)), (2, 3, 7, 5, 15, 3, dict(padding=3)),
                  (1, 5, 9, 6, 16, 3, dict(padding=1)), (2, 4, 3, 3, 17, 1, dict()),
                  (1, 2, 33, 7, 33, 2, dict(padding=(0, 2))), (1, 8, 16, 32, 32, 3, dict(padding=1)),
-                 (2, 3, 4, 33, 35, 3, dict(padding=1, dilation=2)))
+                 (2, 3, 4, 33, 35, 3, dict(padding=1, dilation=2)),
+                 (9, 3, 6, 8, 8, 4, dict(stride=2, padding=1)),      # multi-image table tiles
+                 (4, 2, 5, 7, 6, 3, dict(stride=(2, 1), padding=2)))  # short rows, row stride 2
         for dt in ("float32", "float64"):
             for (N, C, K, H, W, R, kw) in cases:
                 x = g.standard_normal((N, C, H, W)); w = g.standard_normal((K, C, R, R))

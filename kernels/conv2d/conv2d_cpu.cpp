@@ -449,6 +449,22 @@ void im2col_rows(const T* xg, const pf::Conv2dParams& p, const int* tab, i64 row
                  i64 ldb) {
   rows_map<T, false>(const_cast<T*>(xg), p, tab, row0, row1, t0, t1, buf, ldb);
 }
+// Table path for several whole small images side by side (the forward's multi-image
+// tiles, 4×4 outputs): rows outer so the row's tap offsets are decoded once for all images.
+// Image i's pixels land at buf[row * ldb + i * PQ + t].
+template <class T>
+void im2col_rows_images(const T* x0, i64 img_stride, i64 nimg, const pf::Conv2dParams& p, const int* tab, i64 row0,
+                        i64 row1, T* buf, i64 ldb) {
+  const i64 RS = p.R * p.S, HW = p.H * p.W, PQ = p.P * p.Q;
+  for (i64 row = row0; row < row1; ++row) {
+    const i64 c = row / RS, rs = row % RS;
+    const int* o = tab + rs * PQ;
+    T* d = buf + (row - row0) * ldb;
+    const T* xc = x0 + c * HW;
+    for (i64 i = 0; i < nimg; ++i, d += PQ, xc += img_stride) gather_row(d, xc, o, PQ);
+  }
+}
+
 template <class T>
 void col2im_rows(T* xg, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1, i64 t0, i64 t1, const T* buf,
                  i64 ldb) {
@@ -556,8 +572,11 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
       const T* ag = apack.p + g * mb * kred * MR;
       for (i64 k0 = 0; k0 < kred; k0 += kc_max) {
         const i64 kc = imin(kc_max, kred - k0);
-        for (i64 n = n0; n < n1; ++n)
-          im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, k0, k0 + kc, t0, t1, bbuf.p + (n - n0) * seg, ldb);
+        if (tab.off && n1 - n0 > 1)
+          im2col_rows_images(x + (n0 * p.C + g * Cg) * HW, p.C * HW, n1 - n0, p, tab.off, k0, k0 + kc, bbuf.p, ldb);
+        else
+          for (i64 n = n0; n < n1; ++n)
+            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, k0, k0 + kc, t0, t1, bbuf.p + (n - n0) * seg, ldb);
         for (i64 j0 = 0; j0 < nt; j0 += NR) {
           const int nn = int(imin(NR, nt - j0));
           for (i64 ib = 0; ib < mb; ++ib) {
@@ -709,8 +728,12 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
             const i64 co = (n - n0) * seg;
             const T* dyr = dy + (n * p.K + g * Kg + r0) * PQ + t0;
             for (i64 i = 0; i < rows; ++i) memcpy(abuf.p + i * LDK + co, dyr + i * PQ, size_t(seg) * sizeof(T));
-            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, bbuf.p + co, LDK);
+            if (!(tab.off && seg == PQ && n1 - n0 > 1))
+              im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, bbuf.p + co, LDK);
           }
+          if (tab.off && seg == PQ && n1 - n0 > 1)  // whole small images: rows outer
+            im2col_rows_images(x + (n0 * p.C + g * Cg) * HW, p.C * HW, n1 - n0, p, tab.off, col0, col0 + cols,
+                               bbuf.p, LDK);
           if (kv > kc) {  // zero the vector tail of every row
             for (i64 i = 0; i < rows; ++i) for (i64 k = kc; k < kv; ++k) abuf.p[i * LDK + k] = T(0);
             for (i64 j = 0; j < cols; ++j) for (i64 k = kc; k < kv; ++k) bbuf.p[j * LDK + k] = T(0);
