@@ -307,6 +307,48 @@ def test_simd_paths(isa):
         pytest.skip(f"this CPU runs {used} at most (the {isa} path compiles but cannot run here)")
 
 
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_clipped_segments_and_long_chunks(isa):
+    """Paths of the performance work on issue 3, on every SIMD build: stride-1 im2col rows
+    copied as masked segments (row lengths around the 16/8-lane width, pads wider than the
+    kernel so whole segments fall into the padding, 1×1 kernels), padded panel strides
+    (power-of-two column counts) and backward-weight reduction chunks longer than one image
+    (PQ = 1024 plus a remainder), strided small images gathered several at a time, against
+    the float64 reference."""
+    if "cpu" not in FAST:
+        pytest.skip("cpu impl not built")
+    code = """
+        import numpy as np, pixelforge as pf
+        from pixelforge import _backend
+        print(_backend.cpu_module().isa())
+        g = np.random.default_rng(17)
+        cases = ((2, 3, 5, 4, 1, 3, dict(padding=1)), (2, 3, 7, 5, 15, 3, dict(padding=3)),
+                 (1, 5, 9, 6, 16, 3, dict(padding=1)), (2, 4, 3, 3, 17, 1, dict()),
+                 (1, 2, 33, 7, 33, 2, dict(padding=(0, 2))), (1, 8, 16, 32, 32, 3, dict(padding=1)),
+                 (2, 3, 4, 33, 35, 3, dict(padding=1, dilation=2)),
+                 (9, 3, 6, 8, 8, 4, dict(stride=2, padding=1)),      # multi-image table tiles
+                 (4, 2, 5, 7, 6, 3, dict(stride=(2, 1), padding=2)))  # short rows, row stride 2
+        for dt in ("float32", "float64"):
+            for (N, C, K, H, W, R, kw) in cases:
+                x = g.standard_normal((N, C, H, W)); w = g.standard_normal((K, C, R, R))
+                y = pf.ops.conv2d(x, w, None, **kw, impl="ref")
+                gy = g.standard_normal(y.shape)
+                # float32: reductions of up to ~2300 terms of unit-variance products
+                tol = 2e-3 if dt == "float32" else 1e-10
+                np.testing.assert_allclose(pf.ops.conv2d(x.astype(dt), w.astype(dt), None, **kw, impl="cpu"), y,
+                                           rtol=tol, atol=tol)
+                for a, e in zip(pf.ops.conv2d_backward(gy.astype(dt), x.astype(dt), w.astype(dt), **kw, impl="cpu"),
+                                pf.ops.conv2d_backward(gy, x, w, **kw, impl="ref")):
+                    np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
+    """
+    out = run_python(code, env={"PIXELFORGE_CPU_ISA": isa})
+    used = out.split()[0]
+    order = ["generic", "avx2", "avx512"]
+    assert order.index(used) <= order.index(isa)
+    if used != isa:
+        pytest.skip(f"this CPU runs {used} at most (the {isa} path compiles but cannot run here)")
+
+
 # ----------------------------------------------------------------------------- errors
 def _good():
     g = rng(0)

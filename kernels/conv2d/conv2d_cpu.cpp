@@ -16,8 +16,12 @@
 //   outer-product (forward, backward-data)   AVX-512: float 8×32, double 8×16
 //                                            AVX2+FMA: float 6×16, double 6×8; generic 4×8
 //   dot-product (backward-weight)            AVX-512 4×6, AVX2 3×4, generic 2×4 vectors
-// im2col rows come from a per-call tap-offset table (strided or small outputs) or from
-// clipped contiguous segments of input rows (large stride-1 outputs).
+// im2col rows come from a per-call tap-offset table (strided outputs; also short stride-1
+// rows below AVX-512) or from clipped contiguous segments of input rows (stride 1). On
+// AVX-512, stride-1 output rows of ≤ 64 pixels are masked loads/stores with per-tap lane
+// masks (im2col and col2im), longer segments masked copies.
+// Panel leading dimensions that are multiples of 512 bytes get one extra cache line
+// (padded_ld): power-of-two strides put a micro-kernel's rows into a few L1 sets.
 // Workspace: the packed weights plus per-thread panels sized by tiles, never by the batch.
 // Nothing here instantiates an std:: template (see kernels/common/common.h).
 
@@ -250,9 +254,14 @@ void dot_kernel(i64 kv, const T* __restrict a, i64 lda, const T* __restrict b, i
 //    each segment is a contiguous run of one input row, clipped analytically.
 struct TapTable {
   int* off = nullptr;  // (RS, PQ) or null
-  TapTable(const pf::Conv2dParams& p) {
+  explicit TapTable(const pf::Conv2dParams& p) {
     const i64 RS = p.R * p.S, PQ = p.P * p.Q;
-    const bool want = (p.stride_w != 1 || p.Q < 32) && RS * PQ <= (i64(1) << 22) && p.H * p.W < (i64(1) << 31);
+#if defined(__AVX512F__)
+    const bool short_rows = false;  // masked loads make short stride-1 segments cheap
+#else
+    const bool short_rows = p.Q < 32;
+#endif
+    const bool want = (p.stride_w != 1 || short_rows) && RS * PQ <= (i64(1) << 22) && p.H * p.W < (i64(1) << 31);
     if (!want) return;
     off = new int[RS * PQ];
     for (i64 rs = 0; rs < RS; ++rs) {
@@ -269,19 +278,105 @@ struct TapTable {
   TapTable& operator=(const TapTable&) = delete;
 };
 
+// d[i] = src[i] for lo <= i < hi, 0 elsewhere in [0, len): one clipped segment of an input
+// row. On AVX-512 a short row (16×16 outputs: 16 pixels) is one masked load and store;
+// masked-off lanes are never read, so src may point before the row (lo > 0).
+template <class T>
+inline void copy_clipped(T* __restrict d, const T* src, i64 len, i64 lo, i64 hi) {
+#if defined(__AVX512F__)
+  if (sizeof(T) == 4) {
+    for (i64 i = 0; i < len; i += 16) {
+      // lanes [a, b) are inside the row, lanes [0, e) inside the segment
+      const i64 a = imax(lo - i, 0), b = imin(imax(hi - i, 0), 16), e = imin(len - i, 16);
+      const __mmask16 mv = __mmask16(((1u << b) - 1u) & ~((1u << imin(a, 16)) - 1u));
+      const __mmask16 ms = __mmask16((1u << e) - 1u);
+      const __m512 v = _mm512_maskz_loadu_ps(mv, reinterpret_cast<const float*>(src) + i);
+      _mm512_mask_storeu_ps(reinterpret_cast<float*>(d) + i, ms, v);
+    }
+    return;
+  } else {
+    for (i64 i = 0; i < len; i += 8) {
+      const i64 a = imax(lo - i, 0), b = imin(imax(hi - i, 0), 8), e = imin(len - i, 8);
+      const __mmask8 mv = __mmask8(((1u << b) - 1u) & ~((1u << imin(a, 8)) - 1u));
+      const __mmask8 ms = __mmask8((1u << e) - 1u);
+      const __m512d v = _mm512_maskz_loadu_pd(mv, reinterpret_cast<const double*>(src) + i);
+      _mm512_mask_storeu_pd(reinterpret_cast<double*>(d) + i, ms, v);
+    }
+    return;
+  }
+#else
+  for (i64 i = 0; i < lo && i < len; ++i) d[i] = T(0);
+#pragma omp simd
+  for (i64 i = lo; i < hi; ++i) d[i] = src[i];
+  for (i64 i = imax(hi, lo); i < len; ++i) d[i] = T(0);
+#endif
+}
+
+// d[i] = x[o[i]] (0 where o[i] < 0) for i in [0, len): one im2col row from the tap table.
+// Scalar on purpose: an AVX-512 masked gather and a branch-free select both measured slower
+// on Zen 4 for these short (4×4-output) rows.
+template <class T>
+inline void gather_row(T* __restrict d, const T* x, const int* o, i64 len) {
+  for (i64 i = 0; i < len; ++i) d[i] = o[i] >= 0 ? x[o[i]] : T(0);
+}
+
 template <class T, bool kScatter>
 void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1,
               i64 t0, i64 t1, T* buf, i64 ldb) {
   const i64 RS = p.R * p.S, HW = p.H * p.W, PQ = p.P * p.Q;
+#if defined(__AVX512F__)
+  // Short stride-1 output rows (Q ≤ 64) over whole rows of the tile: the lane masks of a
+  // tap column are the same for every output row, so each output row is one masked load
+  // and store per 16 pixels, with no per-segment clipping arithmetic.
+  const bool short_rows = sizeof(T) == 4 && !tab && p.stride_w == 1 && p.Q <= 64 && t0 % p.Q == 0 &&
+                          t1 % p.Q == 0;
+#endif
   for (i64 row = row0; row < row1; ++row) {
     const i64 c = row / RS, rs = row % RS, r = rs / p.S, s = rs % p.S;
     T* xc = xg + c * HW;
     T* d = buf + (row - row0) * ldb;
+#if defined(__AVX512F__)
+    if (short_rows) {
+      // locals: the stores below may alias p as far as the compiler knows
+      const i64 Q = p.Q, W = p.W, H = p.H, sh = p.stride_h, ih0 = r * p.dil_h - p.pad_top;
+      const i64 pp0 = t0 / Q, pp1 = t1 / Q;
+      const i64 off = s * p.dil_w - p.pad_left;  // iw = q + off
+      const i64 qlo = imin(imax(-off, 0), Q), qhi = imax(imin(W - off, Q), qlo);
+      const int nch = int(cdiv(Q, 16));
+      __mmask16 mv[4], ms[4];
+      for (int j = 0; j < nch; ++j) {
+        const i64 a = imin(imax(qlo - 16 * j, 0), 16), b = imin(imax(qhi - 16 * j, 0), 16);
+        const i64 e = imin(Q - 16 * j, 16);
+        mv[j] = __mmask16(((1u << b) - 1u) & ~((1u << a) - 1u));
+        ms[j] = __mmask16((1u << e) - 1u);
+      }
+      float* df = reinterpret_cast<float*>(d);
+      for (i64 pp = pp0; pp < pp1; ++pp, df += Q) {
+        const i64 ih = pp * sh + ih0;
+        if (ih < 0 || ih >= H) {
+          if (!kScatter)
+            for (int j = 0; j < nch; ++j) _mm512_mask_storeu_ps(df + 16 * j, ms[j], _mm512_setzero_ps());
+          continue;
+        }
+        float* xr = reinterpret_cast<float*>(xc) + ih * W + off;  // lanes before the row are masked
+        for (int j = 0; j < nch; ++j) {
+          if (!kScatter) {
+            _mm512_mask_storeu_ps(df + 16 * j, ms[j], _mm512_maskz_loadu_ps(mv[j], xr + 16 * j));
+          } else {
+            const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mv[j], xr + 16 * j),
+                                           _mm512_maskz_loadu_ps(mv[j], df + 16 * j));
+            _mm512_mask_storeu_ps(xr + 16 * j, mv[j], v);
+          }
+        }
+      }
+      continue;
+    }
+#endif
     if (tab) {
       const int* o = tab + rs * PQ + t0;
       const i64 len = t1 - t0;
       if (!kScatter) {
-        for (i64 i = 0; i < len; ++i) d[i] = o[i] >= 0 ? xc[o[i]] : T(0);
+        gather_row(d, xc, o, len);
       } else {
         for (i64 i = 0; i < len; ++i)
           if (o[i] >= 0) xc[o[i]] += d[i];
@@ -302,14 +397,13 @@ void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const
         T* xr = xc + ih * p.W + off;
         const i64 qlo = imin(imax(qlo_all, q), qend), qhi = imax(imin(qhi_all, qend), qlo);
         if (!kScatter) {
-          for (i64 qq = q; qq < qlo; ++qq) d[qq - q] = T(0);
           if (p.stride_w == 1) {
-#pragma omp simd
-            for (i64 qq = qlo; qq < qhi; ++qq) d[qq - q] = xr[qq];
+            copy_clipped(d, xr + q, len, qlo - q, qhi - q);
           } else {
+            for (i64 qq = q; qq < qlo; ++qq) d[qq - q] = T(0);
             for (i64 qq = qlo; qq < qhi; ++qq) d[qq - q] = xr[qq * p.stride_w];
+            for (i64 qq = qhi; qq < qend; ++qq) d[qq - q] = T(0);
           }
-          for (i64 qq = qhi; qq < qend; ++qq) d[qq - q] = T(0);
         } else {
           if (p.stride_w == 1) {
 #pragma omp simd
@@ -332,6 +426,22 @@ void im2col_rows(const T* xg, const pf::Conv2dParams& p, const int* tab, i64 row
                  i64 ldb) {
   rows_map<T, false>(const_cast<T*>(xg), p, tab, row0, row1, t0, t1, buf, ldb);
 }
+// Table path for several whole small images side by side (the forward's multi-image
+// tiles, 4×4 outputs): rows outer so the row's tap offsets are decoded once for all images.
+// Image i's pixels land at buf[row * ldb + i * PQ + t].
+template <class T>
+void im2col_rows_images(const T* x0, i64 img_stride, i64 nimg, const pf::Conv2dParams& p, const int* tab, i64 row0,
+                        i64 row1, T* buf, i64 ldb) {
+  const i64 RS = p.R * p.S, HW = p.H * p.W, PQ = p.P * p.Q;
+  for (i64 row = row0; row < row1; ++row) {
+    const i64 c = row / RS, rs = row % RS;
+    const int* o = tab + rs * PQ;
+    T* d = buf + (row - row0) * ldb;
+    const T* xc = x0 + c * HW;
+    for (i64 i = 0; i < nimg; ++i, d += PQ, xc += img_stride) gather_row(d, xc, o, PQ);
+  }
+}
+
 template <class T>
 void col2im_rows(T* xg, const pf::Conv2dParams& p, const int* tab, i64 row0, i64 row1, i64 t0, i64 t1, const T* buf,
                  i64 ldb) {
@@ -395,6 +505,12 @@ Tiling make_tiling(i64 N, i64 PQ, i64 target, i64 outer) {
   return tl;
 }
 
+// Leading dimension of a packed panel: a power-of-two row stride maps the kc rows a
+// micro-kernel walks onto a few L1 sets (they evict each other and stream from L2); one
+// extra cache line spreads them over all sets.
+template <class T>
+constexpr i64 padded_ld(i64 ld) { return (ld * i64(sizeof(T))) % 512 == 0 ? ld + 64 / i64(sizeof(T)) : ld; }
+
 constexpr i64 kKC = 256;  // reduction block: one NR-wide B column panel fits L1
 
 // ---------------------------------------------------------------- forward
@@ -414,7 +530,7 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
   const i64 kc_max = imin(kred, kKC);
   // the packed B block (kc × columns) around 256 KiB (L2)
   const Tiling tl = make_tiling<T>(p.N, PQ, (i64(256) * 1024 / i64(sizeof(T))) / kc_max, G);
-  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = rup(cols_max, NR);
+  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = padded_ld<T>(rup(cols_max, NR));
   const i64 jobs = G * tl.count;
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
@@ -433,8 +549,11 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
       const T* ag = apack.p + g * mb * kred * MR;
       for (i64 k0 = 0; k0 < kred; k0 += kc_max) {
         const i64 kc = imin(kc_max, kred - k0);
-        for (i64 n = n0; n < n1; ++n)
-          im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, k0, k0 + kc, t0, t1, bbuf.p + (n - n0) * seg, ldb);
+        if (tab.off && n1 - n0 > 1)
+          im2col_rows_images(x + (n0 * p.C + g * Cg) * HW, p.C * HW, n1 - n0, p, tab.off, k0, k0 + kc, bbuf.p, ldb);
+        else
+          for (i64 n = n0; n < n1; ++n)
+            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, k0, k0 + kc, t0, t1, bbuf.p + (n - n0) * seg, ldb);
         for (i64 j0 = 0; j0 < nt; j0 += NR) {
           const int nn = int(imin(NR, nt - j0));
           for (i64 ib = 0; ib < mb; ++ib) {
@@ -481,7 +600,7 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
   // dcol tile (rows × columns) around 512 KiB. A job covers whole images (all their pixel
   // tiles) so that it owns the dx rows it scatters into.
   const Tiling tl = make_tiling<T>(p.N, PQ, (i64(512) * 1024 / i64(sizeof(T))) / imax(rows_max, 1), G * nblk);
-  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = rup(cols_max, NR);
+  const i64 cols_max = tl.ipt > 1 ? tl.ipt * PQ : tl.nc, ldb = padded_ld<T>(rup(cols_max, NR));
   const i64 img_jobs = tl.ipt > 1 ? tl.count : p.N;
   const i64 jobs = img_jobs * G * nblk;
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
@@ -527,6 +646,16 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
 }
 
 // ---------------------------------------------------------------- backward-weight
+// Reduction chunk (pixels) and dW column block: every dot_kernel call ends in DM×DN
+// horizontal sums, so the chunk must be long for them to stay cheap, while the DM + DN
+// rows a call streams (and the abuf/bbuf chunk) stay cache-resident.
+#ifndef PF_WKC
+#define PF_WKC 1024
+#endif
+#ifndef PF_WCOLS
+#define PF_WCOLS 512
+#endif
+constexpr i64 kWKC = PF_WKC, kWCols = PF_WCOLS;
 template <class T>
 void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) {
   constexpr int L = V<T>::L, DM = V<T>::DM, DN = V<T>::DN;
@@ -539,7 +668,7 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
   // Jobs tile dW_g (Kg × kred): all rows, column blocks of ≤ 256 taps; rows are split only
   // when groups × column blocks cannot feed the threads.
   const i64 want = 2 * n_threads();
-  i64 ncb = cdiv(kred, 256);
+  i64 ncb = cdiv(kred, kWCols);
   if (G * ncb < want) ncb = imin(cdiv(kred, DN), cdiv(want, G));
   const i64 cbw = rup(cdiv(kred, ncb), DN);
   ncb = cdiv(kred, cbw);
@@ -551,14 +680,17 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
   // Reduction chunks over (image, pixel): pixel ranges of one image, or whole small images
   // side by side, about kKC steps each, zero-padded to the vector length. The order is
   // fixed, so the result has the same bits for any thread count.
-  const i64 ipt = PQ >= kKC ? 1 : imax(1, kKC / PQ);
-  const i64 seg_max = PQ >= kKC ? kKC : PQ, KC = rup(ipt * seg_max, L);
+  const i64 ipt = PQ >= kWKC ? 1 : imax(1, kWKC / PQ);
+  const i64 seg_max = PQ >= kWKC ? kWKC : PQ, KC = rup(ipt * seg_max, L);
+  // Row stride one cache line longer than the chunk: with power-of-two strides the DM + DN
+  // rows a dot_kernel streams fall into the same L1 sets and evict each other.
+  const i64 LDK = KC + 64 / i64(sizeof(T));
   TapTable tab(p);
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
     Scratch<T> cacc(rbh * cbw);
-    Scratch<T> abuf(rbh * KC);   // dy rows of the chunk, pixel-contiguous
-    Scratch<T> bbuf(cbw * KC);   // im2col rows of the chunk
+    Scratch<T> abuf(rbh * LDK);   // dy rows of the chunk, pixel-contiguous
+    Scratch<T> bbuf(cbw * LDK);   // im2col rows of the chunk
 #pragma omp for schedule(dynamic, 1)
     for (i64 job = 0; job < jobs; ++job) {
       const i64 cbi = job % ncb, rest = job / ncb, rbi = rest % nrb, g = rest / nrb;
@@ -572,18 +704,22 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
           for (i64 n = n0; n < n1; ++n) {
             const i64 co = (n - n0) * seg;
             const T* dyr = dy + (n * p.K + g * Kg + r0) * PQ + t0;
-            for (i64 i = 0; i < rows; ++i) memcpy(abuf.p + i * KC + co, dyr + i * PQ, size_t(seg) * sizeof(T));
-            im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, bbuf.p + co, KC);
+            for (i64 i = 0; i < rows; ++i) memcpy(abuf.p + i * LDK + co, dyr + i * PQ, size_t(seg) * sizeof(T));
+            if (!(tab.off && seg == PQ && n1 - n0 > 1))
+              im2col_rows(x + (n * p.C + g * Cg) * HW, p, tab.off, col0, col0 + cols, t0, t0 + seg, bbuf.p + co, LDK);
           }
+          if (tab.off && seg == PQ && n1 - n0 > 1)  // whole small images: rows outer
+            im2col_rows_images(x + (n0 * p.C + g * Cg) * HW, p.C * HW, n1 - n0, p, tab.off, col0, col0 + cols,
+                               bbuf.p, LDK);
           if (kv > kc) {  // zero the vector tail of every row
-            for (i64 i = 0; i < rows; ++i) for (i64 k = kc; k < kv; ++k) abuf.p[i * KC + k] = T(0);
-            for (i64 j = 0; j < cols; ++j) for (i64 k = kc; k < kv; ++k) bbuf.p[j * KC + k] = T(0);
+            for (i64 i = 0; i < rows; ++i) for (i64 k = kc; k < kv; ++k) abuf.p[i * LDK + k] = T(0);
+            for (i64 j = 0; j < cols; ++j) for (i64 k = kc; k < kv; ++k) bbuf.p[j * LDK + k] = T(0);
           }
           for (i64 j0 = 0; j0 < cols; j0 += DN) {
             const int nn = int(imin(DN, cols - j0));
             for (i64 i0 = 0; i0 < rows; i0 += DM) {
               const int mm = int(imin(DM, rows - i0));
-              dot_kernel<T>(kv, abuf.p + i0 * KC, KC, bbuf.p + j0 * KC, KC, cacc.p + i0 * cbw + j0, cbw, mm, nn);
+              dot_kernel<T>(kv, abuf.p + i0 * LDK, LDK, bbuf.p + j0 * LDK, LDK, cacc.p + i0 * cbw + j0, cbw, mm, nn);
             }
           }
         }
