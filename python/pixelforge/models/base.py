@@ -128,7 +128,9 @@ class GenerativeModel:
         if progress:
             try:
                 from tqdm.auto import tqdm  # noqa: PLC0415
-                bar = tqdm(total=int(steps), desc=f"{self.family}", unit="step", leave=True)
+                # disable=None: no bar when stderr is not a terminal (CI logs)
+                bar = tqdm(total=int(steps), desc=f"{self.family}", unit="step", leave=True, disable=None,
+                           mininterval=0.5)
             except ImportError:
                 bar = None
         t0 = time.perf_counter()
