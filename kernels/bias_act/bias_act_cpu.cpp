@@ -138,7 +138,7 @@ struct Consts {
 };
 
 template <int ACT>
-inline R act_v(R v, const Consts& k) {
+PF_SIMD_INLINE R act_v(R v, const Consts& k) {
   const R one = V::set1(1.f);
   if constexpr (ACT == pf::kRelu) return V::max(V::zero(), v);  // max keeps a NaN v
   else if constexpr (ACT == pf::kLrelu) return V::select(V::gt(v, V::zero()), v, V::mul(v, k.alpha));
@@ -152,7 +152,7 @@ inline R act_v(R v, const Consts& k) {
 
 // d act / d v, as act_grad in bias_act.h
 template <int ACT>
-inline R grad_v(R v, const Consts& k) {
+PF_SIMD_INLINE R grad_v(R v, const Consts& k) {
   const R one = V::set1(1.f);
   if constexpr (ACT == pf::kRelu) return V::select(V::gt(v, V::zero()), one, V::zero());
   else if constexpr (ACT == pf::kLrelu) return V::select(V::gt(v, V::zero()), one, k.alpha);
@@ -173,14 +173,14 @@ inline R grad_v(R v, const Consts& k) {
 }
 
 template <int ACT, bool CLAMP>
-inline R fwd_one(R v, const Consts& k) {
+PF_SIMD_INLINE R fwd_one(R v, const Consts& k) {
   R y = V::mul(act_v<ACT>(v, k), k.gain);
   if constexpr (CLAMP) y = V::min(k.hi, V::max(k.lo, y));  // NaN passes (second operand)
   return y;
 }
 
 template <int ACT, bool CLAMP>
-inline R bwd_one(R gy, R v, const Consts& k) {
+PF_SIMD_INLINE R bwd_one(R gy, R v, const Consts& k) {
   R g = V::mul(V::mul(gy, k.gain), grad_v<ACT>(v, k));
   if constexpr (CLAMP) {
     const R y = V::mul(act_v<ACT>(v, k), k.gain);
