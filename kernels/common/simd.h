@@ -7,7 +7,7 @@
 //
 // Vector types (W lanes; R the register, M a lane mask where the float math needs one):
 //   F16  16 x float  AVX-512        D8  8 x double  AVX-512
-//   F8    8 x float  AVX2 (+ AVX-512 builds, for short rows)   D4  4 x double  AVX2
+//   F8    8 x float  AVX2 (also in AVX-512 builds: attention's 8-wide variant)   D4  4 x double  AVX2
 //   G4<T> 4 x T      portable structs of plain loops (the generic build; SSE2 may vectorize them)
 //   VF   the widest float type of this build (F16 / F8 / G4<float>)
 // Every type has load/store/set1/zero/add/sub/mul/fma/max and exp2 (the attention kernel's
@@ -18,7 +18,7 @@
 //
 // float32 math, each a template over a float vector type V (all lanes independent):
 //   vexp(x)      e^x: Cephes' reduction x = n ln2 + r (two-constant ln2) and its degree-6
-//                polynomial for e^r; ~1 ulp; overflow to +inf above ~88.72, 0 below ~-103.9
+//                polynomial for e^r; <= 2 ulp measured; overflow to +inf above ~88.72, 0 below ~-103.9
 //                (denormals in between, as libm), NaN in -> NaN out
 //   vtanh(x)     |x| < 0.625: x + x^3 P(x^2) (degree 4 in x^2, fitted here, rel. err 2e-8);
 //                else sign(x) (1 - 2 / (e^{2|x|} + 1)); tanh(+-inf) = +-1
