@@ -180,6 +180,50 @@ def test_thread_count_does_not_change_bits():
     assert one == two
 
 
+# Shapes that reach each float32 work split of the C++ kernel: no bias (one flat run), rows of
+# >= 32 elements with a broadcast bias (some crossing the 8192-element chunk edges), short rows
+# through the expanded bias pattern (inner 1: a linear layer's (N, C); pattern longer than a chunk
+# and shorter), large enough to run multi-threaded and small enough to stay on one thread.
+GEOMETRIES = [((3, 8200), 0, False), ((2, 7, 3001), 1, True), ((40, 33, 17), 1, True), ((257, 300), 1, True),
+              ((5, 3, 1), 1, True), ((2, 9000), 1, True), ((1, 4, 31), 1, True), ((6, 5, 33), 1, True)]
+
+
+@pytest.mark.parametrize("impl", [i for i in fast_impls("bias_act") if i == "cpu"])
+@pytest.mark.parametrize("act", ["lrelu", "silu", "gelu"])
+@pytest.mark.parametrize("shape,dim,use_bias", GEOMETRIES)
+def test_float32_work_splits_match_reference(impl, act, shape, dim, use_bias):
+    g = rng()
+    x = g.standard_normal(shape).astype(np.float32) * 2
+    b = g.standard_normal(shape[dim]).astype(np.float32) if use_bias else None
+    gy = g.standard_normal(shape).astype(np.float32)
+    b64 = None if b is None else b.astype(np.float64)
+    kw = dict(dim=dim, act=act, clamp=1.5)
+    assert_close(pf.ops.bias_act(x, b, impl=impl, **kw),
+                 pf.ops.bias_act(x.astype(np.float64), b64, impl="ref", **kw), np.float32, act)
+    dx, db = pf.ops.bias_act_backward(gy, x, b, impl=impl, **kw)
+    rdx, rdb = pf.ops.bias_act_backward(gy.astype(np.float64), x.astype(np.float64), b64, impl="ref", **kw)
+    assert_close(dx, rdx, np.float32, act)
+    if b is not None:
+        n = x.size // shape[dim]
+        assert_close(db, rdb, np.float32, act, scale=np.sqrt(n) * 4)  # sums of n terms: error grows ~sqrt(n)
+
+
+def test_thread_count_does_not_change_bits_short_rows():
+    if "cpu" not in built_impls("bias_act"):
+        pytest.skip("C++ module not built")
+    code = """
+        import numpy as np, pixelforge as pf
+        g = np.random.default_rng(4)
+        x = g.standard_normal((300, 257)).astype(np.float32)   # (N, C): rows of one element
+        b = g.standard_normal(257).astype(np.float32)
+        dx, db = pf.ops.bias_act_backward(x, x, b, act="gelu", impl="cpu")
+        print(db.tobytes().hex(), dx.tobytes().hex()[:4000])
+    """
+    one = run_python(code, env={"OMP_NUM_THREADS": "1"})
+    two = run_python(code, env={"OMP_NUM_THREADS": "2"})
+    assert one == two
+
+
 @pytest.mark.cudasim
 def test_numba_cuda_kernels_in_simulator_match_cpu():
     out = run_cudasim("""

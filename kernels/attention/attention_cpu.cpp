@@ -29,14 +29,12 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__AVX2__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
 
 #include "attention/attention.h"
+#include "common/simd.h"
 
 namespace PF_ISA_NS {
 namespace {
@@ -70,133 +68,23 @@ constexpr double kLog2e = 1.4426950408889634074;
 constexpr double kLn2 = 0.69314718055994530942;
 
 // ------------------------------------------------------------------ vector types
-// 2^f on |f| <= 0.5: a degree-5 minimax polynomial (fitted for relative error, 7.5e-8 in exact
-// arithmetic, 2.3e-7 evaluated in float32), so exp2 costs 5 FMAs and an exponent scaling.
-#define PF_EXP2_POLY(FMA, SET1, f)                                                                    \
-  FMA(FMA(FMA(FMA(FMA(SET1(1.327647129e-03f), f, SET1(9.675540961e-03f)), f, SET1(5.550713092e-02f)), f, \
-              SET1(2.402212024e-01f)), f, SET1(6.931469440e-01f)), f, SET1(1.000000119e+00f))
-
+// The vector layer is kernels/common/simd.h; here each type only gains the micro-kernel's
+// register blocking: MR rows x NV vectors of accumulators.
 #if defined(__AVX512F__)
-struct F16 {
-  using T = float;
-  using R = __m512;
-  static constexpr int W = 16, MR = 6, NV = 4;
-  static R load(const T* p) { return _mm512_loadu_ps(p); }
-  static void store(T* p, R v) { _mm512_storeu_ps(p, v); }
-  static R set1(T x) { return _mm512_set1_ps(x); }
-  static R zero() { return _mm512_setzero_ps(); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
-  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
-  static R max(R a, R b) { return _mm512_max_ps(a, b); }
-  // 2^x for x <= 127. x < -126 and NaN give exactly 0, so no denormal (slow) values reach the
-  // P.V products; scalef applies 2^n in one instruction.
-  static R exp2(R x) {
-    const __mmask16 keep = _mm512_cmp_ps_mask(x, set1(-126.f), _CMP_GE_OQ);
-    const R n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const R f = _mm512_sub_ps(x, n);
-    return _mm512_maskz_scalef_ps(keep, PF_EXP2_POLY(_mm512_fmadd_ps, _mm512_set1_ps, f), n);
-  }
-};
-struct D8 {
-  using T = double;
-  using R = __m512d;
-  static constexpr int W = 8, MR = 6, NV = 4;
-  static R load(const T* p) { return _mm512_loadu_pd(p); }
-  static void store(T* p, R v) { _mm512_storeu_pd(p, v); }
-  static R set1(T x) { return _mm512_set1_pd(x); }
-  static R zero() { return _mm512_setzero_pd(); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
-  static R add(R a, R b) { return _mm512_add_pd(a, b); }
-  static R sub(R a, R b) { return _mm512_sub_pd(a, b); }
-  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
-  static R max(R a, R b) { return _mm512_max_pd(a, b); }
-  static R exp2(R x) {  // float64 is the checking path: libm accuracy over speed
-    alignas(64) T t[W];
-    store(t, x);
-    for (int i = 0; i < W; ++i) t[i] = t[i] != t[i] ? 0.0 : ::exp2(t[i]);
-    return load(t);
-  }
-};
+struct F16 : simd::F16 { static constexpr int MR = 6, NV = 4; };
+struct D8 : simd::D8 { static constexpr int MR = 6, NV = 4; };
 #endif
-
 #if defined(__AVX2__)
-struct F8 {
-  using T = float;
-  using R = __m256;
 #if defined(__AVX512F__)
-  static constexpr int W = 8, MR = 6, NV = 4;  // 32 vector registers
+struct F8 : simd::F8 { static constexpr int MR = 6, NV = 4; };  // 32 vector registers
+struct D4 : simd::D4 { static constexpr int MR = 6, NV = 4; };
 #else
-  static constexpr int W = 8, MR = 6, NV = 2;  // 16 vector registers: 12 accumulators
+struct F8 : simd::F8 { static constexpr int MR = 6, NV = 2; };  // 16 vector registers: 12 accumulators
+struct D4 : simd::D4 { static constexpr int MR = 6, NV = 2; };
 #endif
-  static R load(const T* p) { return _mm256_loadu_ps(p); }
-  static void store(T* p, R v) { _mm256_storeu_ps(p, v); }
-  static R set1(T x) { return _mm256_set1_ps(x); }
-  static R zero() { return _mm256_setzero_ps(); }
-  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  static R add(R a, R b) { return _mm256_add_ps(a, b); }
-  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
-  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
-  static R max(R a, R b) { return _mm256_max_ps(a, b); }
-  static R exp2(R x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, set1(-127.f)), set1(127.f));
-    const R n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const R f = _mm256_sub_ps(x, n);
-    const R p = PF_EXP2_POLY(_mm256_fmadd_ps, _mm256_set1_ps, f);
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  }
-};
-struct D4 {
-  using T = double;
-  using R = __m256d;
-#if defined(__AVX512F__)
-  static constexpr int W = 4, MR = 6, NV = 4;
-#else
-  static constexpr int W = 4, MR = 6, NV = 2;
 #endif
-  static R load(const T* p) { return _mm256_loadu_pd(p); }
-  static void store(T* p, R v) { _mm256_storeu_pd(p, v); }
-  static R set1(T x) { return _mm256_set1_pd(x); }
-  static R zero() { return _mm256_setzero_pd(); }
-  static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
-  static R add(R a, R b) { return _mm256_add_pd(a, b); }
-  static R sub(R a, R b) { return _mm256_sub_pd(a, b); }
-  static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
-  static R max(R a, R b) { return _mm256_max_pd(a, b); }
-  static R exp2(R x) {
-    alignas(32) T t[W];
-    store(t, x);
-    for (int i = 0; i < W; ++i) t[i] = t[i] != t[i] ? 0.0 : ::exp2(t[i]);
-    return load(t);
-  }
-};
-#endif
-
-// Portable 4-wide fallback: plain loops the compiler may vectorize with SSE2.
 template <class TT>
-struct G4 {
-  using T = TT;
-  struct R {
-    T x[4];
-  };
-  static constexpr int W = 4, MR = 4, NV = 2;
-  static R load(const T* p) { R r; for (int i = 0; i < 4; ++i) r.x[i] = p[i]; return r; }
-  static void store(T* p, R v) { for (int i = 0; i < 4; ++i) p[i] = v.x[i]; }
-  static R set1(T a) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a; return r; }
-  static R zero() { return set1(T(0)); }
-  static R fma(R a, R b, R c) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] * b.x[i] + c.x[i]; return r; }
-  static R add(R a, R b) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] + b.x[i]; return r; }
-  static R sub(R a, R b) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] - b.x[i]; return r; }
-  static R mul(R a, R b) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] * b.x[i]; return r; }
-  static R max(R a, R b) { R r; for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] > b.x[i] ? a.x[i] : b.x[i]; return r; }
-  static R exp2(R a) {
-    R r;
-    for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] != a.x[i] ? T(0) : T(::exp2(double(a.x[i])));
-    return r;
-  }
-};
+struct G4 : simd::G4<TT> { static constexpr int MR = 4, NV = 2; };
 
 // ------------------------------------------------------------------ GEMM micro-kernels
 // C (M x N) = or += A (M x K) . B (K x N), B[k*ldb + n], C[r*ldc + n], N % W == 0.

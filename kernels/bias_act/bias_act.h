@@ -21,7 +21,7 @@ enum BiasAct : int { kLinear = 0, kRelu = 1, kLrelu = 2, kTanh = 3, kSigmoid = 4
 template <class T>
 PF_HD T act_forward(int act, T v, T alpha) {
   switch (act) {
-    case kRelu: return v > T(0) ? v : T(0);
+    case kRelu: return v < T(0) ? T(0) : v;  // NaN passes through, as torch.relu
     case kLrelu: return v > T(0) ? v : v * alpha;
     case kTanh: return pf_tanh(v);
     case kSigmoid: return T(1) / (T(1) + pf_exp(-v));
