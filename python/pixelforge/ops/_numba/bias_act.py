@@ -60,7 +60,7 @@ def backward_cpu(grad_out, x, bias, dim, act, alpha, gain, clamp, need_dbias=Tru
     gx = np.empty_like(x)
     outer, channels, inner = _geometry(x, dim)
     b = bias if bias is not None else np.zeros(1, x.dtype)
-    row_sum = np.zeros(outer * channels, np.float64)  # stays all-zero when inner == 0 (no rows run)
+    row_sum = np.zeros(outer * channels, np.float64)
     _backward_cpu(grad_out.reshape(-1), x.reshape(-1), b, bias is not None, gx.reshape(-1), row_sum,
                   channels, inner, act, float(alpha), float(gain), float(clamp))
     dbias = None
