@@ -183,16 +183,12 @@ def _dependency_reference(q, k, v, causal, scale):
     return out, lse
 
 
-# Known CPU-kernel defects (kernels/attention/attention_cpu.cpp, reported to its owners), kept
-# as strict xfails so the fix shows up as an XPASS failure here:
-#  - a NaN in k is hidden: the running max V::max(St, mx) and exp2's clamp max(x, -127) return
-#    their second operand when the first is NaN (x86 max semantics), so a NaN score becomes
-#    exp2(-127) ~ 0 and the row comes out finite (torch and the reference give NaN);
+# Known CPU-kernel defect (kernels/attention/attention_cpu.cpp), kept as a strict xfail so the
+# fix shows up as an XPASS failure here (a NaN in k, once hidden by exp2's NaN -> 0, now
+# propagates):
 #  - with causal, a NaN/Inf in a masked-out value row leaks into rows of the same tile: masked
 #    scores are clamped to exp2(-127) = 5.9e-39 instead of 0, and 5.9e-39 * Inf = Inf (NaN in sums).
-KNOWN = {("cpu", "k", "nan", False): "NaN in k hidden by the online softmax's max/clamp",
-         ("cpu", "k", "nan", True): "NaN in k hidden by the online softmax's max/clamp",
-         ("cpu", "v", "nan", True): "masked keys get weight 2^-127, not 0: NaN in a hidden v row leaks",
+KNOWN = {("cpu", "v", "nan", True): "masked keys get weight 2^-127, not 0: NaN in a hidden v row leaks",
          ("cpu", "v", "inf", True): "masked keys get weight 2^-127, not 0: Inf in a hidden v row leaks"}
 
 

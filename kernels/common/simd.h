@@ -105,13 +105,14 @@ struct F16 {
       for (int i = 0; i < w; ++i) t[i] += t[i + w];
     return t[0];
   }
-  // 2^x for x <= 127. x < -126 and NaN give exactly 0, so no denormal (slow) values reach the
+  // 2^x for x <= 127. x < -126 gives exactly 0 (NaN stays NaN), so no denormal (slow) values reach the
   // attention kernel's P.V products; scalef applies 2^n in one instruction.
   static R exp2(R x) {
     const __mmask16 keep = _mm512_cmp_ps_mask(x, set1(-126.f), _CMP_GE_OQ);
     const R n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const R f = _mm512_sub_ps(x, n);
-    return _mm512_maskz_scalef_ps(keep, PF_EXP2_POLY(_mm512_fmadd_ps, _mm512_set1_ps, f), n);
+    const R r = _mm512_maskz_scalef_ps(keep, PF_EXP2_POLY(_mm512_fmadd_ps, _mm512_set1_ps, f), n);
+    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);  // NaN stays NaN
   }
 };
 struct D8 {
@@ -130,7 +131,7 @@ struct D8 {
   static R exp2(R x) {  // float64 is the checking path: libm accuracy over speed
     alignas(64) T t[W];
     store(t, x);
-    for (int i = 0; i < W; ++i) t[i] = t[i] != t[i] ? 0.0 : ::exp2(t[i]);
+    for (int i = 0; i < W; ++i) t[i] = ::exp2(t[i]);  // NaN stays NaN, -inf gives 0
     return load(t);
   }
 };
@@ -192,12 +193,15 @@ struct F8 {
     return t[0];
   }
   static R exp2(R x) {
+    const R in = x;
     x = _mm256_min_ps(_mm256_max_ps(x, set1(-127.f)), set1(127.f));
     const R n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const R f = _mm256_sub_ps(x, n);
     const R p = PF_EXP2_POLY(_mm256_fmadd_ps, _mm256_set1_ps, f);
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    const R r = _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)),
+                              _mm256_cmp_ps(in, set1(-126.f), _CMP_GE_OQ));  // below -126 (and NaN): 0
+    return _mm256_blendv_ps(r, in, _mm256_cmp_ps(in, in, _CMP_UNORD_Q));  // NaN stays NaN
   }
 };
 struct D4 {
@@ -216,7 +220,7 @@ struct D4 {
   static R exp2(R x) {
     alignas(32) T t[W];
     store(t, x);
-    for (int i = 0; i < W; ++i) t[i] = t[i] != t[i] ? 0.0 : ::exp2(t[i]);
+    for (int i = 0; i < W; ++i) t[i] = ::exp2(t[i]);  // NaN stays NaN, -inf gives 0
     return load(t);
   }
 };
@@ -279,7 +283,7 @@ struct G4 {
   static T hsum(R v) { return (v.x[0] + v.x[2]) + (v.x[1] + v.x[3]); }  // the pairwise order of F8/F16
   static R exp2(R a) {
     R r;
-    for (int i = 0; i < 4; ++i) r.x[i] = a.x[i] != a.x[i] ? T(0) : T(::exp2(double(a.x[i])));
+    for (int i = 0; i < 4; ++i) r.x[i] = T(::exp2(double(a.x[i])));  // NaN stays NaN
     return r;
   }
 };
