@@ -186,10 +186,11 @@ def _dependency_reference(q, k, v, causal, scale):
 # Known CPU-kernel defect (kernels/attention/attention_cpu.cpp), kept as a strict xfail so the
 # fix shows up as an XPASS failure here (a NaN in k, once hidden by exp2's NaN -> 0, now
 # propagates):
-#  - with causal, a NaN/Inf in a masked-out value row leaks into rows of the same tile: masked
-#    scores are clamped to exp2(-127) = 5.9e-39 instead of 0, and 5.9e-39 * Inf = Inf (NaN in sums).
-KNOWN = {("cpu", "v", "nan", True): "masked keys get weight 2^-127, not 0: NaN in a hidden v row leaks",
-         ("cpu", "v", "inf", True): "masked keys get weight 2^-127, not 0: Inf in a hidden v row leaks"}
+#  - with causal, a NaN/Inf in a masked-out value row leaks into rows of the same tile: the
+#    diagonal tile's P.V product multiplies the masked keys' weights (exactly 0) by their values,
+#    and 0 * Inf = NaN. The fix is to bound each row's key range inside that product.
+KNOWN = {("cpu", "v", "nan", True): "masked keys are multiplied (0 * NaN): a NaN in a hidden v row leaks",
+         ("cpu", "v", "inf", True): "masked keys are multiplied (0 * Inf): an Inf in a hidden v row leaks"}
 
 
 @pytest.mark.parametrize("impl", IMPLS)
