@@ -18,8 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _bench(args, extra_code="", timeout=300):
     code = f"{extra_code}\nimport sys\nfrom pixelforge.benchmarks import main\nsys.exit(main({args!r}))"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "python"),
-                                                       os.environ.get("PYTHONPATH", "")]))
+    # the child imports the same pixelforge as this process (an installed one has the compiled
+    # modules; the source tree of a fresh clone has none)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(pf.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([pkg_parent, os.environ.get("PYTHONPATH", "")]))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
 
 
