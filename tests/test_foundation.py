@@ -158,3 +158,14 @@ def test_warning_once_per_op():
         warnings.simplefilter("always")
         _dispatch.resolve("bias_act", "cpu", "auto")
     assert not w or "falls back" in str(w[0].message)
+
+
+def test_numba_kernel_cache_folder_is_keyed_by_sources(tmp_path, monkeypatch):
+    pytest.importorskip("numba")
+    from pixelforge.ops._numba import _jit
+    monkeypatch.setenv("PIXELFORGE_CACHE", str(tmp_path))
+    d = _jit._kernel_cache_dir()
+    assert d is not None and d.startswith(str(tmp_path / "numba")) and os.access(d, os.W_OK)
+    assert _jit._kernel_cache_dir() == d  # same sources, same folder
+    monkeypatch.setenv("PIXELFORGE_NUMBA_CACHE", "0")
+    assert _jit._kernel_cache_dir() is None

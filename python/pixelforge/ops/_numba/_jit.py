@@ -5,6 +5,9 @@ each other. :func:`cpu_fn` / :func:`gpu_fn` compile one for a device after rebin
 helpers it calls to their compiled versions for the same device, so a function is written
 once and the CPU and GPU kernels share it.
 """
+import hashlib
+import os
+import pathlib
 import types
 
 import numba
@@ -29,6 +32,51 @@ def _rebound(f, device, compile_one):
     out = compile_one(g)
     _compiled[key] = out
     return out
+
+
+def _kernel_cache_dir():
+    """Where compiled CPU kernels are cached, or None (PIXELFORGE_NUMBA_CACHE=0, or no
+    writable folder). The folder is named by a hash of every source file under ``ops``:
+    numba itself only compares the defining file's time stamp, so an edit to a helper in
+    another file would otherwise load a stale kernel."""
+    if os.environ.get("PIXELFORGE_NUMBA_CACHE", "1") == "0":
+        return None
+    ops_dir = pathlib.Path(__file__).resolve().parent.parent
+    h = hashlib.sha1(numba.__version__.encode())
+    for src in sorted(ops_dir.rglob("*.py")):
+        h.update(src.relative_to(ops_dir).as_posix().encode())
+        h.update(src.read_bytes())
+    root = pathlib.Path(os.environ.get("PIXELFORGE_CACHE", pathlib.Path.home() / ".cache" / "pixelforge"))
+    d = root / "numba" / h.hexdigest()[:16]
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return os.fspath(d) if os.access(d, os.W_OK) else None
+
+
+_cache_dir = []  # computed on first use
+
+
+def njit(**options):
+    """``numba.njit(**options)`` whose machine code is cached across processes in
+    pixelforge's own cache folder (:func:`_kernel_cache_dir`); compiling the parallel kernels
+    takes seconds each, loading them milliseconds."""
+    def decorate(f):
+        if not _cache_dir:
+            _cache_dir.append(_kernel_cache_dir())
+        where = _cache_dir[0]
+        if where is None:
+            return numba.njit(**options)(f)
+        # the locator reads CACHE_DIR once, when caching is enabled at decoration time;
+        # restore it so the user's own cached functions are unaffected
+        saved = numba.config.CACHE_DIR
+        numba.config.CACHE_DIR = where
+        try:
+            return numba.njit(cache=True, **options)(f)
+        finally:
+            numba.config.CACHE_DIR = saved
+    return decorate
 
 
 def cpu_fn(f):

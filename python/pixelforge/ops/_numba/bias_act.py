@@ -3,18 +3,17 @@ thread per element), both from the scalar definitions in :mod:`.scalar`.
 
 x is viewed as (outer, C, inner) with C the bias dimension.
 """
-import numba
 import numpy as np
 from numba import cuda, prange
 
-from . import scalar
+from . import _jit, scalar
 from ._jit import cpu_fn, gpu_fn
 
 _value_cpu = cpu_fn(scalar.bias_act_value)
 _grad_cpu = cpu_fn(scalar.bias_act_grad)
 
 
-@numba.njit(parallel=True, cache=False)
+@_jit.njit(parallel=True)
 def _forward_cpu(x, b, has_b, y, channels, inner, act, alpha, gain, clamp):
     rows = x.size // inner if inner > 0 else 0
     for r in prange(rows):
@@ -25,7 +24,7 @@ def _forward_cpu(x, b, has_b, y, channels, inner, act, alpha, gain, clamp):
             y[base + i] = _value_cpu(act, x[base + i] + bias, alpha, gain, clamp)
 
 
-@numba.njit(parallel=True, cache=False)
+@_jit.njit(parallel=True)
 def _backward_cpu(gy, x, b, has_b, gx, row_sum, channels, inner, act, alpha, gain, clamp):
     rows = row_sum.size  # outer * channels: every row's sum is written, even when inner == 0
     for r in prange(rows):

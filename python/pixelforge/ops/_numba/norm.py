@@ -12,11 +12,10 @@ serial below PARALLEL_MIN elements. The readable reference is ops/_ref/norm.py.
 """
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
-from . import scalar
+from . import _jit, scalar
 from ._jit import cpu_fn
 
 # Below this many elements the serial kernel wins: Numba's thread team is one more pool beside
@@ -40,7 +39,7 @@ _MAGIC_BITS = 0x4338000000000000
 
 
 # no reassociation here: (y + MAGIC) - MAGIC must not fold back to y
-@numba.njit(fastmath={"contract"}, cache=False)
+@_jit.njit(fastmath={"contract"})
 def _exp_neg(v, e, a, n, hi):
     """e[k] = exp(-v[k]) for k < n in three vectorizable loops: Cody-Waite reduction
     t = q*ln2 + r (|r| <= ln2/2, q rounded with the 1.5*2^52 trick), a degree-13 Taylor
@@ -81,7 +80,7 @@ def _exp_neg(v, e, a, n, hi):
         e[k] *= a[k]
 
 
-@numba.njit(fastmath=_FASTMATH, cache=False)
+@_jit.njit(fastmath=_FASTMATH)
 def _act_inplace(ys, act, alpha, e, a):
     """ys = act(ys); SiLU / sigmoid through the vectorized exp, in chunks (e, a: scratch)."""
     n = ys.size
@@ -102,7 +101,7 @@ def _act_inplace(ys, act, alpha, e, a):
             ys[k] = _act(act, ys[k], alpha)
 
 
-@numba.njit(fastmath=_FASTMATH, cache=False)
+@_jit.njit(fastmath=_FASTMATH)
 def _act_grad_inplace(vs, gs, act, alpha, e, a):
     """vs (pre-activation values) becomes gs * act'(vs) (e, a: scratch)."""
     n = vs.size
@@ -131,7 +130,7 @@ def _make(parallel):
     # Loops run over 1-D slices (xs[k], not x[off + k]): with a flat offset index LLVM keeps
     # them scalar (measured 7x slower), over a slice it vectorizes.
 
-    @numba.njit(parallel=parallel, fastmath=_FASTMATH, cache=False)
+    @_jit.njit(parallel=parallel, fastmath=_FASTMATH)
     def fwd(x, w, b, y, mean, rstd, rows, m, groups, inner, eps, act, alpha):
         # x, y: (rows*m,) flat; w, b: (groups*cpg,) (ones / zeros when the norm has none);
         # mean, rstd: (rows,)
@@ -175,7 +174,7 @@ def _make(parallel):
                 if act != 0:
                     _act_inplace(yr, act, alpha, e, a)
 
-    @numba.njit(parallel=parallel, fastmath=_FASTMATH, cache=False)
+    @_jit.njit(parallel=parallel, fastmath=_FASTMATH)
     def bwd(gy, x, w, b, mean, rstd, gx, need_x, pw, pb, rows, m, groups, inner, act, alpha):
         # gx: (rows*m,) output, also scratch for the pre-activation gradient
         # pw, pb: (rows, cpg) partial sums of g * xhat and g for dweight / dbias

@@ -14,10 +14,10 @@ Step counts are per parameter (as torch keeps them), so ranges also split where 
 """
 import math
 
-import numba
 import numpy as np
 from numba import cuda, prange
 
+from . import _jit
 from ._jit import cpu_fn, gpu_fn
 
 
@@ -72,7 +72,7 @@ def _make_cpu(parallel):
     # Parallel: prange over the flat index; numba's parfor lowering gave wrong results for the
     # slice form with a tuple-returning helper (seen with numba 0.68), so it keeps the index form.
     if parallel:
-        @numba.njit(parallel=True, cache=False)
+        @_jit.njit(parallel=True)
         def adam(p, g, m, v, starts, ends, lr, beta1, beta2, eps, wd, decoupled, step_size, inv_sqrt_bc2):
             for r in range(starts.size):
                 ss, ib = step_size[r], inv_sqrt_bc2[r]
@@ -82,7 +82,7 @@ def _make_cpu(parallel):
                     m[i] = mi
                     v[i] = vi
 
-        @numba.njit(parallel=True, cache=False)
+        @_jit.njit(parallel=True)
         def sgd(p, g, buf, starts, ends, lr, momentum, dampening, wd, nesterov, first):
             for r in range(starts.size):
                 fr = first[r]
@@ -91,13 +91,13 @@ def _make_cpu(parallel):
                     p[i] = pi
                     buf[i] = bi
 
-        @numba.njit(parallel=True, cache=False)
+        @_jit.njit(parallel=True)
         def ema(s, p, decay):
             for i in prange(s.size):
                 s[i] = _ema1(s[i], p[i], decay)
         return adam, sgd, ema
 
-    @numba.njit(cache=False)
+    @_jit.njit()
     def adam(p, g, m, v, starts, ends, lr, beta1, beta2, eps, wd, decoupled, step_size, inv_sqrt_bc2):
         for r in range(starts.size):
             ss, ib = step_size[r], inv_sqrt_bc2[r]
@@ -109,7 +109,7 @@ def _make_cpu(parallel):
                 ms[i] = mi
                 vs[i] = vi
 
-    @numba.njit(cache=False)
+    @_jit.njit()
     def sgd(p, g, buf, starts, ends, lr, momentum, dampening, wd, nesterov, first):
         for r in range(starts.size):
             fr = first[r]
@@ -120,7 +120,7 @@ def _make_cpu(parallel):
                 ps[i] = pi
                 bs[i] = bi
 
-    @numba.njit(cache=False)
+    @_jit.njit()
     def ema(s, p, decay):
         for i in range(s.size):
             s[i] = _ema1(s[i], p[i], decay)

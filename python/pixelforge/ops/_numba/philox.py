@@ -251,7 +251,7 @@ _uniform32_c = cpu_vec_fn(uniform32)
 _box_muller_c = cpu_vec_fn(box_muller)
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=False)
+@_jit.njit(parallel=True, error_model="numpy")
 def _philox_cpu(ctr, key, out):
     # ctr (n, 4), key (n, 2), out (n, 4): uint32
     for i in prange(ctr.shape[0]):
@@ -271,7 +271,7 @@ def _philox_cpu(ctr, key, out):
 _CHUNK = 8192  # blocks per parallel task
 
 
-@numba.njit(error_model="numpy", cache=False)
+@_jit.njit(error_model="numpy")
 def _uniform_span(out, base0, j0, j1, k0, k1, b0, bits24):
     # o[4*j] with j from range(): provably non-negative indices, so no wraparound selects
     # and the loop vectorizes
@@ -293,7 +293,7 @@ def _uniform_span(out, base0, j0, j1, k0, k1, b0, bits24):
             o[4 * j + 3] = _uniform32_c(x3)
 
 
-@numba.njit(error_model="numpy", cache=False)
+@_jit.njit(error_model="numpy")
 def _normal_span(out, base0, j0, j1, k0, k1, b0):
     o = out[base0 + 4 * j0:base0 + 4 * j1]
     bj = b0 + np.uint64(j0)
@@ -307,19 +307,19 @@ def _normal_span(out, base0, j0, j1, k0, k1, b0):
         o[4 * j + 3] = n3
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=False)
+@_jit.njit(parallel=True, error_model="numpy")
 def _uniform_cpu(out, base0, nfull, k0, k1, b0, bits24):
     for c in prange((nfull + _CHUNK - 1) // _CHUNK):
         _uniform_span(out, base0, c * _CHUNK, min(nfull, (c + 1) * _CHUNK), k0, k1, b0, bits24)
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=False)
+@_jit.njit(parallel=True, error_model="numpy")
 def _normal_cpu(out, base0, nfull, k0, k1, b0):
     for c in prange((nfull + _CHUNK - 1) // _CHUNK):
         _normal_span(out, base0, c * _CHUNK, min(nfull, (c + 1) * _CHUNK), k0, k1, b0)
 
 
-@numba.njit(error_model="numpy", cache=False)
+@_jit.njit(error_model="numpy")
 def fill_normals_serial(o, word0, k0, k1):
     """o (n,) <- stream normals from word ``word0`` (uint64), serially: the building block the
     fused ops call on each parallel chunk (so noise never takes a trip through memory)."""

@@ -23,12 +23,11 @@ and use libm's exp, for reference accuracy.
 """
 import math
 
-import numba
 import numpy as np
 from numba import cuda, prange  # cuda as a module global: the simulator swaps it there
 
 from .._ref import random as _r
-from . import philox
+from . import _jit, philox
 from .philox import cpu_vec_fn, launch_config, stream_for
 
 CHUNK = 16384      # elements per parallel task (CPU)
@@ -181,13 +180,13 @@ _kl_g_c = cpu_vec_fn(kl_grad_lv)
 _fill_normals = philox.fill_normals_serial
 
 
-@numba.njit(error_model="numpy", cache=False)
+@_jit.njit(error_model="numpy")
 def _lin2_span(x, y, o, a, b):
     for i in range(o.shape[0]):
         o[i] = _lin2_c(a, x[i], b, y[i])
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=False)
+@_jit.njit(parallel=True, error_model="numpy")
 def _lin2_cpu(x, y, o, a, b, inner):
     # x, y, o: (N * inner,); a, b: (N,) float64
     nch = (inner + CHUNK - 1) // CHUNK
@@ -198,7 +197,7 @@ def _lin2_cpu(x, y, o, a, b, inner):
         _lin2_span(x[lo:hi], y[lo:hi], o[lo:hi], a[n], b[n])
 
 
-@numba.njit(error_model="numpy", cache=False)
+@_jit.njit(error_model="numpy")
 def _step_span(s, m, nz, o, mode, cs, cm, lo, hi, to32, px0, ps, pm, pn):
     # one loop per (mode, to32) with literal flags: branch-free bodies that LLVM vectorizes
     if to32:
@@ -223,7 +222,7 @@ def _step_span(s, m, nz, o, mode, cs, cm, lo, hi, to32, px0, ps, pm, pn):
                 o[i] = _step_c(s[i], m[i], o[i], cs, cm, lo, hi, False, px0, ps, pm, pn)
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=False)
+@_jit.njit(parallel=True, error_model="numpy")
 def _step_cpu(s, m, nz, o, mode, word0, k0, k1, cs, cm, lo, hi, to32, px0, ps, pm, pn):
     n = o.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
@@ -235,7 +234,7 @@ def _step_cpu(s, m, nz, o, mode, word0, k0, k1, cs, cm, lo, hi, to32, px0, ps, p
                    px0, ps, pm, pn)
 
 
-@numba.njit(error_model="numpy", cache=False)
+@_jit.njit(error_model="numpy")
 def _reparam_span(mu, lv, z, eps, to32):
     # literal flags per loop: the float32 loop holds no libm call and vectorizes
     if to32:
@@ -246,7 +245,7 @@ def _reparam_span(mu, lv, z, eps, to32):
             z[i] = _reparam_c(mu[i], lv[i], eps[i], False)
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=False)
+@_jit.njit(parallel=True, error_model="numpy")
 def _reparam_cpu(mu, lv, z, eps, word0, k0, k1, to32):
     n = z.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
@@ -256,7 +255,7 @@ def _reparam_cpu(mu, lv, z, eps, word0, k0, k1, to32):
         _reparam_span(mu[lo:hi], lv[lo:hi], z[lo:hi], eps[lo:hi], to32)
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=False)
+@_jit.njit(parallel=True, error_model="numpy")
 def _reparam_bwd_cpu(g, eps, lv, glv, to32):
     n = g.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
@@ -270,7 +269,7 @@ def _reparam_bwd_cpu(g, eps, lv, glv, to32):
                 glv[i] = _reparam_g_c(g[i], eps[i], lv[i], False)
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=False)
+@_jit.njit(parallel=True, error_model="numpy")
 def _kl_partial_cpu(mu, lv, part, inner, to32):
     # part (N, nch): sequential float64 sums over fixed chunks of each row
     nch = part.shape[1]
@@ -285,7 +284,7 @@ def _kl_partial_cpu(mu, lv, part, inner, to32):
         part[n, c] = acc
 
 
-@numba.njit(cache=False)
+@_jit.njit()
 def _kl_finish(part, out):
     for n in range(part.shape[0]):
         acc = 0.0
@@ -294,7 +293,7 @@ def _kl_finish(part, out):
         out[n] = -0.5 * acc
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=False)
+@_jit.njit(parallel=True, error_model="numpy")
 def _kl_bwd_cpu(g, mu, lv, gmu, glv, inner, to32):
     nch = (inner + CHUNK - 1) // CHUNK
     for t in prange(g.shape[0] * nch):
