@@ -102,3 +102,32 @@ def test_max_seconds_stops_training_early(digits):
     assert len(h["loss"]) == h["steps"]
     with pytest.raises(ValueError, match="max_seconds"):
         m.fit(x, steps=1, max_seconds=0, progress=False)
+
+
+def test_vae_mixture_prior_recovers_a_known_mixture():
+    from pixelforge.models.vae import MixturePrior
+    rng = np.random.default_rng(3)
+    true_means = np.array([[-4.0, 0.0, 1.0], [4.0, 1.0, -1.0]])
+    scales = np.array([0.5, 1.5])
+    comp = rng.integers(0, 2, 4000)
+    z = true_means[comp] + scales[comp, None] * rng.standard_normal((4000, 3))
+    prior = MixturePrior(1, 2, 3)
+    prior.fit(z, np.zeros(len(z), np.int64))
+    order = np.argsort(prior.means[0, :, 0])
+    np.testing.assert_allclose(prior.means[0, order], true_means, atol=0.1)
+    covs = prior.chol[0] @ prior.chol[0].transpose(0, 2, 1)
+    np.testing.assert_allclose(covs[order], scales[:, None, None] ** 2 * np.eye(3), atol=0.15)
+    np.testing.assert_allclose(prior.weights[0, order], [0.5, 0.5], atol=0.03)
+    draws = prior.sample(20000, np.zeros(20000, np.int64), np.random.default_rng(0))
+    assert abs(draws[:, 0].mean() - z[:, 0].mean()) < 0.1 and abs(draws[:, 0].std() - z[:, 0].std()) < 0.1
+
+
+def test_vae_prior_choice_is_checked_and_saved(tmp_path):
+    with pytest.raises(ValueError, match="prior"):
+        pf.models.create("vae", (1, 8, 8), prior="flow")
+    x, _ = pf.data.load_digits()
+    m = pf.models.create("vae", (1, 8, 8), ch=16, z_dim=4)
+    m.fit(x[:64], steps=2, progress=False)
+    assert not np.allclose(m.prior.means, 0)  # fitted to the encodings
+    m.save(tmp_path)
+    np.testing.assert_array_equal(pf.models.load(tmp_path).sample(9, seed=1), m.sample(9, seed=1))

@@ -61,8 +61,9 @@ class GenerativeModel:
     def _sample(self, n, labels, rng, **kw):
         raise NotImplementedError
 
-    def _after_fit(self):
-        """Hook run after training (e.g. copy EMA weights into the sampling network)."""
+    def _after_fit(self, images, labels):
+        """Hook run after training on (images, labels) (e.g. copy EMA weights into the
+        sampling network)."""
 
     # ------------------------------------------------------------------ checks
     @property
@@ -151,7 +152,7 @@ class GenerativeModel:
                     bar.set_postfix({**{k: f"{float(v):.4f}" for k, v in losses.items()}, "img/s": f"{ips:.0f}"})
         if bar is not None:
             bar.close()
-        self._after_fit()
+        self._after_fit(x, y)
         secs = time.perf_counter() - t0
         self.steps_trained += done
         history["steps"] = done

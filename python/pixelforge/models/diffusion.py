@@ -152,7 +152,7 @@ class Diffusion(GenerativeModel):
         self.ema.update()
         return {"loss": loss.item()}
 
-    def _after_fit(self):
+    def _after_fit(self, images, labels):
         self.ema.copy_to(self.ema_unet)
 
     def _sample(self, n, labels, rng, steps=None, guidance_scale=None, sampler=None, batch=256):

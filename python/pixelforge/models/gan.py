@@ -153,7 +153,7 @@ class GAN(GenerativeModel):
         self.ema.update()
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
 
-    def _after_fit(self):
+    def _after_fit(self, images, labels):
         self.ema.copy_to(self.G_ema)
 
     def _sample(self, n, labels, rng, truncation=None):
