@@ -1,6 +1,8 @@
 """The foundation: import is light and never fails, pf.info(), the dispatch table, shared
 validation, the CLI, and that nvcc on PATH means the CUDA module was built."""
+import ctypes.util
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -169,3 +171,20 @@ def test_numba_kernel_cache_folder_is_keyed_by_sources(tmp_path, monkeypatch):
     assert _jit._kernel_cache_dir() == d  # same sources, same folder
     monkeypatch.setenv("PIXELFORGE_NUMBA_CACHE", "0")
     assert _jit._kernel_cache_dir() is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator settings")
+def test_autograd_import_keeps_freed_memory_unless_opted_out():
+    code = """
+        import ctypes, numpy as np
+        import pixelforge.tensor
+        from pixelforge import _memory
+        print(_memory._state["applied"])
+        # with the settings a freed 8 MiB block is handed out again (same address)
+        a = np.empty(1 << 21, np.float32); p = a.ctypes.data; del a
+        b = np.empty(1 << 21, np.float32); print(b.ctypes.data == p)
+    """
+    on = run_python(code).split()
+    if ctypes.util.find_library("c") and "glibc" in " ".join(platform.libc_ver()):
+        assert on == ["True", "True"]
+    assert run_python(code, env={"PIXELFORGE_KEEP_FREED_MEMORY": "0"}).split()[0] == "False"

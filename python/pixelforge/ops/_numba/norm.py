@@ -204,13 +204,16 @@ def _make(parallel):
                         _act_grad_inplace(gs, gr, act, alpha, e, a)
                     s1 = 0.0
                     s2 = 0.0
-                    pwr = pw[r]
-                    pbr = pb[r]
+                    # one group: partial sums per block of rows (rows x m of float64 partials
+                    # cost more than the whole pass); several: per row, summed by group outside
+                    pr = r // _ROWS if groups == 1 else r  # r // _ROWS is this block
+                    pwr = pw[pr]
+                    pbr = pb[pr]
                     for k in range(m):
                         gv = gs[k]
                         xh = (xr[k] - mu) * rs
-                        pbr[k] = gv
-                        pwr[k] = gv * xh
+                        pbr[k] += gv
+                        pwr[k] += gv * xh
                         s1 += ws[k] * gv
                         s2 += ws[k] * gv * xh
                     if need_x:
@@ -297,13 +300,16 @@ def forward(x, w, b, groups, inner, eps, act=0, alpha=0.0):
 
 
 def backward(gy, x, w, b, mean, rstd, groups, inner, need_x=True, act=0, alpha=0.0):
-    """Returns (dx or None, pw, pb): pw/pb (rows, cpg) float64 partial sums for dweight/dbias."""
+    """Returns (dx or None, pw, pb): pw/pb (rows or row blocks, cpg) float64 partial sums for
+    dweight/dbias (sum them over axis 0 by group)."""
     rows = x.shape[0] * groups
     m = x.size // rows if rows else 0
     cpg = m // inner if inner else 0
     gx = np.empty_like(x) if (need_x or act) else np.empty(1, x.dtype)
-    pw = np.zeros((rows, cpg), np.float64)
-    pb = np.zeros((rows, cpg), np.float64)
+    # LayerNorm-shaped (inner == 1, one group): partials per block of _ROWS rows
+    prow = -(-rows // _ROWS) if inner == 1 and groups == 1 else rows
+    pw = np.zeros((prow, cpg), np.float64)
+    pb = np.zeros((prow, cpg), np.float64)
     if x.size:
         w, b = _affine(w, b, groups * cpg, x.dtype)
         _get(x.size)[1](gy.reshape(-1), x.reshape(-1), w, b, mean, rstd, gx.reshape(-1), need_x, pw, pb, rows, m,
