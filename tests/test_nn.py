@@ -185,8 +185,9 @@ def test_attention_kv_cache_decoding():
 
 @needs_attn
 def test_attention_gradcheck():
-    m = nn.Attention(4, 2, causal=True).double()
-    gradcheck(lambda x: m(x), r(2, 3, 4))
+    for kv_heads in (2, 1):  # multi-head and multi-query (one k/v head)
+        m = nn.Attention(4, 2, causal=True, num_kv_heads=kv_heads).double()
+        gradcheck(lambda x: m(x), r(2, 3, 4))
 
 
 # ----------------------------------------------------------------------------- float64 finite differences

@@ -586,6 +586,41 @@ def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
 scaled_dot_product_attention = attention
 
 
+def _packed_attention(qkv, heads, kv_heads, is_causal=False, scale=None):
+    """Multi-head self-attention straight from a packed projection, one autograd node.
+
+    qkv: (B, L, (H + 2*Hkv) * D) — q heads, then k heads, then v heads — -> (B, L, H * D).
+    The same result as slicing qkv into q, k, v, moving heads forward, calling
+    :func:`attention` and merging heads back, without three slice nodes whose backward
+    zero-fills a full-size gradient each, or the copies between them."""
+    from . import ops  # noqa: PLC0415
+    t = _t(qkv)
+    a = t.data
+    b, l, width = a.shape
+    d = width // (heads + 2 * kv_heads)
+    split = a.reshape(b, l, heads + 2 * kv_heads, d)
+    xp = _xp(a)
+    # (B, L, heads, D) -> (B, heads, L, D), contiguous, as the kernel reads them
+    Q = xp.ascontiguousarray(split[:, :, :heads].transpose(0, 2, 1, 3))
+    K = xp.ascontiguousarray(split[:, :, heads:heads + kv_heads].transpose(0, 2, 1, 3))
+    V = xp.ascontiguousarray(split[:, :, heads + kv_heads:].transpose(0, 2, 1, 3))
+    causal = bool(is_causal)
+    if not (_mode_enabled() and t.requires_grad):
+        o = ops.attention(Q, K, V, causal=causal, scale=scale)
+        return _new(xp.ascontiguousarray(o.transpose(0, 2, 1, 3)).reshape(b, l, heads * d))
+    o, lse = ops.attention(Q, K, V, causal=causal, scale=scale, return_lse=True)
+
+    def bw(g):
+        go = xp.ascontiguousarray(g.reshape(b, l, heads, d).transpose(0, 2, 1, 3))
+        dq, dk, dv = ops.attention_backward(go, Q, K, V, o, lse, causal=causal, scale=scale)
+        grad = xp.empty((b, l, heads + 2 * kv_heads, d), a.dtype)
+        grad[:, :, :heads] = dq.transpose(0, 2, 1, 3)
+        grad[:, :, heads:heads + kv_heads] = dk.transpose(0, 2, 1, 3)
+        grad[:, :, heads + kv_heads:] = dv.transpose(0, 2, 1, 3)
+        return (grad.reshape(b, l, width),)
+    return _node(xp.ascontiguousarray(o.transpose(0, 2, 1, 3)).reshape(b, l, heads * d), (t,), bw)
+
+
 def _mode_enabled():
     from .tensor import _mode  # noqa: PLC0415
     return _mode.enabled
@@ -648,7 +683,13 @@ def embedding(input, weight, padding_idx=None):  # noqa: A002
         g2 = g.reshape(-1, W.shape[1])
         fi = idx.reshape(-1)
         if xp is np:
-            np.add.at(gw, fi, g2)
+            # rows of the same index summed in order of appearance, as np.add.at does, but
+            # by one sort and one reduceat (np.add.at is ~20x slower at 4096 x 96)
+            order = np.argsort(fi, kind="stable")
+            sf = fi[order]
+            starts = np.flatnonzero(np.concatenate(([True], sf[1:] != sf[:-1])))
+            if len(starts):
+                gw[sf[starts]] = np.add.reduceat(g2[order], starts, axis=0)
         else:
             import cupyx  # noqa: PLC0415
             cupyx.scatter_add(gw, fi, g2)

@@ -263,12 +263,13 @@ class Attention(Module):
         b, l, c = x.shape
         h, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
         qkv = self.in_proj(x)
+        is_causal = self.causal if causal is None else bool(causal)
+        if kv_cache is None:
+            return self.out_proj(F._packed_attention(qkv, h, hkv, is_causal))
         q = qkv[:, :, :c].reshape(b, l, h, d).transpose(1, 2)
         k = qkv[:, :, c:c + hkv * d].reshape(b, l, hkv, d).transpose(1, 2)
         v = qkv[:, :, c + hkv * d:].reshape(b, l, hkv, d).transpose(1, 2)
-        if kv_cache is not None:
-            k, v = kv_cache.append(k, v)
-        is_causal = self.causal if causal is None else bool(causal)
+        k, v = kv_cache.append(k, v)
         o = F.attention(q, k, v, is_causal=is_causal)
         return self.out_proj(o.transpose(1, 2).reshape(b, l, c))
 
