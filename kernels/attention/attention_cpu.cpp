@@ -255,7 +255,24 @@ void forward_core(const typename V::T* q, const typename V::T* k, const typename
           }
         }
         // O (rows x D) += P (rows x n, read from St transposed) . V[j0:j0+n]
-        gemm<V>(rows - rs, D, n, St + rs, 1, kBM, Vv + j0 * D, D, O + rs * D, D, true);
+        if (p.causal && j0 + n - 1 > i0 + off) {
+          // On the diagonal each row multiplies only the keys it sees: a hidden key's weight
+          // is an exact 0, but 0 * (Inf or NaN in its v row) would still be NaN.
+          for (i64 r0 = rs; r0 < rows; r0 += V::MR) {
+            const i64 r1 = (r0 + V::MR) < rows ? (r0 + V::MR) : rows;
+            i64 all = r0 + off + i0 - j0 + 1;  // keys every row of [r0, r1) sees
+            all = all < 0 ? 0 : (all > n ? n : all);
+            if (all > 0) gemm<V>(r1 - r0, D, all, St + r0, 1, kBM, Vv + j0 * D, D, O + r0 * D, D, true);
+            for (i64 r = r0 + 1; r < r1; ++r) {
+              i64 seen = r + off + i0 - j0 + 1;
+              seen = seen > n ? n : seen;
+              if (seen > all)
+                gemm<V>(1, D, seen - all, St + all * kBM + r, 1, kBM, Vv + (j0 + all) * D, D, O + r * D, D, true);
+            }
+          }
+        } else {
+          gemm<V>(rows - rs, D, n, St + rs, 1, kBM, Vv + j0 * D, D, O + rs * D, D, true);
+        }
         j0 += n;
       }
       T* outp = out + (bh * p.Lq + i0) * D;
