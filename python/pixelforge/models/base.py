@@ -6,6 +6,7 @@ Images are float32 (N, C, H, W) in [0, 1]; labels are int64 class indices.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pathlib
@@ -136,6 +137,26 @@ class GenerativeModel:
                 bar = None
         t0 = time.perf_counter()
         bs = min(int(batch_size), len(x))
+        # Everything alive now (modules, data, Numba's compiled kernels: hundreds of thousands
+        # of objects) outlives the loop. Freezing it keeps the cyclic collector from rescanning
+        # it in every full collection the step's allocations trigger (measured: 6 ms of a 50 ms
+        # GAN step); unfrozen again afterwards.
+        gc.freeze()
+        try:
+            done = self._fit_loop(x, y, steps, bs, rng, history, bar, t0, max_seconds)
+        finally:
+            gc.unfreeze()
+        if bar is not None:
+            bar.close()
+        self._after_fit(x, y)
+        secs = time.perf_counter() - t0
+        self.steps_trained += done
+        history["steps"] = done
+        history["seconds"] = secs
+        history["images_per_second"] = done * bs / secs if secs > 0 else 0.0
+        return history
+
+    def _fit_loop(self, x, y, steps, bs, rng, history, bar, t0, max_seconds):
         done = 0
         for step in range(int(steps)):
             if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
@@ -150,15 +171,7 @@ class GenerativeModel:
                 if step % 10 == 0:
                     ips = (step + 1) * bs / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix({**{k: f"{float(v):.4f}" for k, v in losses.items()}, "img/s": f"{ips:.0f}"})
-        if bar is not None:
-            bar.close()
-        self._after_fit(x, y)
-        secs = time.perf_counter() - t0
-        self.steps_trained += done
-        history["steps"] = done
-        history["seconds"] = secs
-        history["images_per_second"] = done * bs / secs if secs > 0 else 0.0
-        return history
+        return done
 
     def sample(self, n, *, seed=0, labels=None, **kw):
         """``n`` images, float32 (n, C, H, W) in [0, 1]; the same seed gives the same bits.
