@@ -55,7 +55,7 @@ class ImageTransformer(GenerativeModel):
     family = "transformer"
     DEFAULTS = dict(levels=17, d_model=96, heads=4, layers=4, lr=3e-3, warmup=100, weight_decay=0.01,
                     temperature=0.9, top_k=0, top_p=0.95, init_seed=0)
-    DEFAULT_STEPS = 2000
+    DEFAULT_STEPS = 1500
     DEFAULT_BATCH = 64
 
     def _build(self):
