@@ -252,16 +252,28 @@ void dot_kernel(i64 kv, const T* __restrict a, i64 lda, const T* __restrict b, i
 //    and each row becomes a plain gather.
 //  * Segments (large stride-1 outputs): the pixel range is walked one output row at a time;
 //    each segment is a contiguous run of one input row, clipped analytically.
+// AVX-512, float: output rows of ≤ 16 pixels at stride 2 are gathered by two masked loads and
+// one even-lane permute (rows_map), no table needed.
+inline bool stride2_rows(const pf::Conv2dParams& p, bool f32) {
+#if defined(__AVX512F__)
+  return f32 && p.stride_w == 2 && p.Q <= 16;
+#else
+  (void)p, (void)f32;
+  return false;
+#endif
+}
+
 struct TapTable {
   int* off = nullptr;  // (RS, PQ) or null
-  explicit TapTable(const pf::Conv2dParams& p) {
+  TapTable(const pf::Conv2dParams& p, bool f32) {
     const i64 RS = p.R * p.S, PQ = p.P * p.Q;
 #if defined(__AVX512F__)
     const bool short_rows = false;  // masked loads make short stride-1 segments cheap
 #else
     const bool short_rows = p.Q < 32;
 #endif
-    const bool want = (p.stride_w != 1 || short_rows) && RS * PQ <= (i64(1) << 22) && p.H * p.W < (i64(1) << 31);
+    const bool want = (p.stride_w != 1 || short_rows) && !stride2_rows(p, f32) && RS * PQ <= (i64(1) << 22) &&
+                      p.H * p.W < (i64(1) << 31);
     if (!want) return;
     off = new int[RS * PQ];
     for (i64 rs = 0; rs < RS; ++rs) {
@@ -330,12 +342,37 @@ void rows_map(T* xg /*channel 0 of the block*/, const pf::Conv2dParams& p, const
   // and store per 16 pixels, with no per-segment clipping arithmetic.
   const bool short_rows = sizeof(T) == 4 && !tab && p.stride_w == 1 && p.Q <= 64 && t0 % p.Q == 0 &&
                           t1 % p.Q == 0;
+  // Stride-2 output rows of ≤ 16 pixels (gather only): input lanes [off, off + 32) of the row
+  // in two masked loads, the even lanes picked by one permute.
+  const bool s2_rows = !kScatter && !tab && stride2_rows(p, sizeof(T) == 4) && t0 % p.Q == 0 && t1 % p.Q == 0;
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
 #endif
   for (i64 row = row0; row < row1; ++row) {
     const i64 c = row / RS, rs = row % RS, r = rs / p.S, s = rs % p.S;
     T* xc = xg + c * HW;
     T* d = buf + (row - row0) * ldb;
 #if defined(__AVX512F__)
+    if (s2_rows) {
+      const i64 Q = p.Q, W = p.W, H = p.H, sh = p.stride_h, ih0 = r * p.dil_h - p.pad_top;
+      const i64 off = s * p.dil_w - p.pad_left;  // iw = 2q + off: lane 2q of the loads
+      const i64 lo = imin(imax(-off, 0), 32), hi = imax(imin(W - off, 32), lo);  // lanes inside the row
+      const __mmask16 ma = __mmask16(((1u << imin(hi, 16)) - 1u) & ~((1u << imin(lo, 16)) - 1u));
+      const i64 lo2 = imax(lo - 16, 0), hi2 = imax(hi - 16, 0);
+      const __mmask16 mb = __mmask16(((1u << hi2) - 1u) & ~((1u << imin(lo2, 16)) - 1u));
+      const __mmask16 ms = __mmask16((1u << Q) - 1u);
+      float* df = reinterpret_cast<float*>(d);
+      for (i64 pp = t0 / Q; pp < t1 / Q; ++pp, df += Q) {
+        const i64 ih = pp * sh + ih0;
+        if (ih < 0 || ih >= H) {
+          _mm512_mask_storeu_ps(df, ms, _mm512_setzero_ps());
+          continue;
+        }
+        const float* xr = reinterpret_cast<const float*>(xc) + ih * W + off;  // masked lanes are never read
+        const __m512 a = _mm512_maskz_loadu_ps(ma, xr), b = _mm512_maskz_loadu_ps(mb, xr + 16);
+        _mm512_mask_storeu_ps(df, ms, _mm512_permutex2var_ps(a, even, b));
+      }
+      continue;
+    }
     if (short_rows) {
       // locals: the stores below may alias p as far as the compiler knows
       const i64 Q = p.Q, W = p.W, H = p.H, sh = p.stride_h, ih0 = r * p.dil_h - p.pad_top;
@@ -525,7 +562,7 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
   Scratch<T> apack(G * mb * kred * MR);
 #pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
   for (i64 g = 0; g < G; ++g) pack_a(w + g * Kg * kred, kred, 1, Kg, kred, apack.p + g * mb * kred * MR, kred, 0);
-  TapTable tab(p);
+  TapTable tab(p, sizeof(T) == 4);
 
   const i64 kc_max = imin(kred, kKC);
   // the packed B block (kc × columns) around 256 KiB (L2)
@@ -595,7 +632,7 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
     const i64 g = gb / nblk, bi = gb % nblk, c0 = bi * cb, rows = (imin(Cg, c0 + cb) - c0) * RS;
     pack_a(w + g * Kg * kred + c0 * RS, 1, kred, rows, Kg, apack.p + gb * blk_stride, Kg, 0);
   }
-  TapTable tab(p);
+  TapTable tab(p, sizeof(T) == 4);
   const i64 kc_max = imin(Kg, kKC);
   // dcol tile (rows × columns) around 512 KiB. A job covers whole images (all their pixel
   // tiles) so that it owns the dx rows it scatters into.
@@ -685,7 +722,7 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
   // Row stride one cache line longer than the chunk: with power-of-two strides the DM + DN
   // rows a dot_kernel streams fall into the same L1 sets and evict each other.
   const i64 LDK = KC + 64 / i64(sizeof(T));
-  TapTable tab(p);
+  TapTable tab(p, sizeof(T) == 4);
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
     Scratch<T> cacc(rbh * cbw);
