@@ -2,7 +2,8 @@
 
 Each family is trained from the command line with its default config,
 ``pixelforge train FAMILY --data digits --out DIR/FAMILY [--conditional]`` (the wall time of that
-command, start-up and kernel compilation included, is the "train s" column), then judged on 500
+command, start-up included, is the "train s" column; Numba kernels compile on their first use
+ever and come from the on-disk cache after that), then judged on 500
 samples by the digit classifier of ``pixelforge eval``. One combined picture holds 64 samples of
 each family side by side (conditional runs: digits 0..9 cycling).
 

@@ -183,13 +183,10 @@ def _dependency_reference(q, k, v, causal, scale):
     return out, lse
 
 
-# Known CPU-kernel defect (kernels/attention/attention_cpu.cpp), kept as a strict xfail so the
-# fix shows up as an XPASS failure here (a NaN in k, once hidden by exp2's NaN -> 0, now
-# propagates):
-#  - with causal, a NaN/Inf in a masked-out value row leaks into rows of the same tile: the
-#    diagonal tile's P.V product multiplies the masked keys' weights (exactly 0) by their values,
-#    and 0 * Inf = NaN. The fix is to bound each row's key range inside that product.
-KNOWN: dict = {}  # (impl, where, bad, causal) -> reason, for a defect not fixed yet
+# Known kernel defects, each kept as a strict xfail so its fix shows up as an XPASS failure:
+# (impl, where, bad, causal) -> reason. None today (the last one, a NaN/Inf in a causally hidden
+# v row leaking through 0 * Inf on the diagonal tile, was fixed by bounding each row's keys).
+KNOWN: dict = {}
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -34,35 +34,13 @@
 #endif
 
 #include "attention/attention.h"
+#include "common/cpu_scratch.h"
 #include "common/simd.h"
 
 namespace PF_ISA_NS {
 namespace {
 using pf::i64;
 
-template <class T>
-struct Scratch {
-  T* p;
-  explicit Scratch(i64 n) : p(n > 0 ? new T[n] : nullptr) {}
-  ~Scratch() { delete[] p; }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
-inline int max_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-inline int thread_id() {
-#if defined(_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 constexpr double kLog2e = 1.4426950408889634074;
 constexpr double kLn2 = 0.69314718055994530942;

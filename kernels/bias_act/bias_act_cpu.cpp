@@ -23,6 +23,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include "bias_act/bias_act.h"
+#include "common/cpu_scratch.h"
 #include "common/simd.h"
 
 #if defined(_OPENMP)
@@ -31,17 +32,6 @@
 
 namespace PF_ISA_NS {
 namespace {
-// Internal-linkage scratch buffer: no std:: template is instantiated with this TU's ISA flags
-// (a shared weak symbol compiled for AVX-512 could be picked for the generic path).
-template <class T>
-struct Scratch {
-  T* p;
-  explicit Scratch(pf::i64 n) : p(n > 0 ? new T[n] : nullptr) {}
-  ~Scratch() { delete[] p; }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 template <class T>
 void forward_row(const T* x, T bias, T* y, pf::i64 n, int act, T alpha, T gain, T clamp) {
   // One loop per activation so each vectorizes with no switch inside.
@@ -125,13 +115,6 @@ constexpr pf::i64 kRowMin = 32;       // rows at least this long take a broadcas
 constexpr pf::i64 kParWork = 1 << 16;  // below this many "cheap-element units": one thread
 
 inline pf::i64 min64(pf::i64 a, pf::i64 b) { return a < b ? a : b; }
-inline int max_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
 
 struct Consts {
   R alpha, gain, lo, hi;

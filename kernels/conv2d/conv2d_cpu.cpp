@@ -34,33 +34,18 @@
 #include <omp.h>
 #endif
 
+#include "common/cpu_scratch.h"
 #include "conv2d/conv2d.h"
 
 namespace PF_ISA_NS {
 namespace {
 using pf::i64;
 
-template <class T>
-struct Scratch {  // zero-initialized, internal linkage
-  T* p;
-  explicit Scratch(i64 n) : p(n > 0 ? new T[n]() : nullptr) {}
-  ~Scratch() { delete[] p; }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 inline i64 imin(i64 a, i64 b) { return a < b ? a : b; }
 inline i64 imax(i64 a, i64 b) { return a > b ? a : b; }
 inline i64 cdiv(i64 a, i64 b) { return (a + b - 1) / b; }
 inline i64 rup(i64 a, i64 b) { return cdiv(a, b) * b; }
 
-inline int n_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
 
 // ---------------------------------------------------------------- SIMD vector traits
 template <class T> struct V;
@@ -529,7 +514,7 @@ Tiling make_tiling(i64 N, i64 PQ, i64 target, i64 outer) {
   Tiling tl{};
   tl.PQ = PQ; tl.N = N;
   target = imax(NR, target / NR * NR);
-  const i64 want = 2 * n_threads();
+  const i64 want = 2 * max_threads();
   if (PQ >= target || PQ >= 4 * NR) {
     i64 nc = imin(target, rup(PQ, NR));
     if (outer * N * cdiv(PQ, nc) < want && PQ > NR) nc = imax(NR, rup(cdiv(PQ, cdiv(want, imax(1, outer * N))), NR));
@@ -559,7 +544,7 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
   if (p.N == 0) return;
   const i64 mb = cdiv(Kg, MR);
   // weights packed once: (G, mb, kred, MR)
-  Scratch<T> apack(G * mb * kred * MR);
+  Scratch<T> apack(G * mb * kred * MR, true);
 #pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
   for (i64 g = 0; g < G; ++g) pack_a(w + g * Kg * kred, kred, 1, Kg, kred, apack.p + g * mb * kred * MR, kred, 0);
   TapTable tab(p, sizeof(T) == 4);
@@ -571,8 +556,8 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
   const i64 jobs = G * tl.count;
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
-    Scratch<T> bbuf(kc_max * ldb);
-    Scratch<T> ctile(tl.ipt > 1 ? mb * MR * ldb : 0);
+    Scratch<T> bbuf(kc_max * ldb, true);
+    Scratch<T> ctile(tl.ipt > 1 ? mb * MR * ldb : 0, true);
 #pragma omp for schedule(dynamic, 1)
     for (i64 job = 0; job < jobs; ++job) {
       const i64 g = job % G, ti = job / G;
@@ -619,14 +604,14 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
   // Channel blocks: a job owns dx[images, block] (no races, no atomics). Split channels
   // only when images × groups cannot feed the threads; bound the dcol rows of a block.
   i64 cb = Cg;
-  const i64 want = 2 * n_threads();
+  const i64 want = 2 * max_threads();
   if (p.N * G < want) cb = cdiv(Cg, cdiv(want, p.N * G));
   cb = imax(1, imin(cb, imax(1, 4096 / RS)));
   const i64 nblk = cdiv(Cg, cb);
   const i64 rows_max = cb * RS, mb_max = cdiv(rows_max, MR);
   // Wᵀ packed per (group, channel block): rows (c, r, s) of the block, reduction k.
   const i64 blk_stride = mb_max * Kg * MR;
-  Scratch<T> apack(G * nblk * blk_stride);
+  Scratch<T> apack(G * nblk * blk_stride, true);
 #pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
   for (i64 gb = 0; gb < G * nblk; ++gb) {
     const i64 g = gb / nblk, bi = gb % nblk, c0 = bi * cb, rows = (imin(Cg, c0 + cb) - c0) * RS;
@@ -642,8 +627,8 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
   const i64 jobs = img_jobs * G * nblk;
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
-    Scratch<T> bbuf(kc_max * ldb);
-    Scratch<T> dcol(mb_max * MR * ldb);
+    Scratch<T> bbuf(kc_max * ldb, true);
+    Scratch<T> dcol(mb_max * MR * ldb, true);
 #pragma omp for schedule(dynamic, 1)
     for (i64 job = 0; job < jobs; ++job) {
       const i64 bi = job % nblk, rest = job / nblk, g = rest % G, ij = rest / G;
@@ -704,7 +689,7 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
   }
   // Jobs tile dW_g (Kg × kred): all rows, column blocks of ≤ 256 taps; rows are split only
   // when groups × column blocks cannot feed the threads.
-  const i64 want = 2 * n_threads();
+  const i64 want = 2 * max_threads();
   i64 ncb = cdiv(kred, kWCols);
   if (G * ncb < want) ncb = imin(cdiv(kred, DN), cdiv(want, G));
   const i64 cbw = rup(cdiv(kred, ncb), DN);
@@ -725,9 +710,9 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
   TapTable tab(p, sizeof(T) == 4);
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
-    Scratch<T> cacc(rbh * cbw);
-    Scratch<T> abuf(rbh * LDK);   // dy rows of the chunk, pixel-contiguous
-    Scratch<T> bbuf(cbw * LDK);   // im2col rows of the chunk
+    Scratch<T> cacc(rbh * cbw, true);
+    Scratch<T> abuf(rbh * LDK, true);   // dy rows of the chunk, pixel-contiguous
+    Scratch<T> bbuf(cbw * LDK, true);   // im2col rows of the chunk
 #pragma omp for schedule(dynamic, 1)
     for (i64 job = 0; job < jobs; ++job) {
       const i64 cbi = job % ncb, rest = job / ncb, rbi = rest % nrb, g = rest / nrb;

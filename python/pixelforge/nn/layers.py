@@ -54,11 +54,13 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-class Conv2d(Module):
-    """2-D convolution on pf.ops.conv2d; weight (out, in/groups, kH, kW), torch's init."""
+class _ConvBase(Module):
+    """What Conv2d and ConvTranspose2d share: argument checks, attributes and torch's init
+    (kaiming-uniform weight; bias uniform in +-1/sqrt(fan_in), where fan_in comes from weight
+    dim 1 for both, as in torch)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", dtype=np.float32):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                 padding_mode, dtype, transposed):
         super().__init__()
         if padding_mode != "zeros":
             raise ValueError(f"padding_mode: only 'zeros' is supported, got {padding_mode!r}")
@@ -72,54 +74,43 @@ class Conv2d(Module):
         self.stride = _pair(stride, "stride", 1)
         self.padding = _pair(padding, "padding", 0)
         self.dilation = _pair(dilation, "dilation", 1)
-        shape = (out_channels, in_channels // groups) + self.kernel_size
+        shape = ((in_channels, out_channels // groups) if transposed else
+                 (out_channels, in_channels // groups)) + self.kernel_size
         self.weight = Parameter(init.kaiming_uniform(shape, dtype=dtype))
         fan_in, _ = init.fans(shape)
         self.bias = Parameter(init.uniform((out_channels,), 1 / math.sqrt(fan_in), dtype)) if bias else None
         if not bias:
             self.register_parameter("bias", None)
 
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}")
 
 
-class ConvTranspose2d(Module):
+class Conv2d(_ConvBase):
+    """2-D convolution on pf.ops.conv2d; weight (out, in/groups, kH, kW), torch's init."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", dtype=np.float32):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, dtype, transposed=False)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvBase):
     """Transposed convolution on pf.ops.conv_transpose2d; weight (in, out/groups, kH, kW)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
                  bias=True, dilation=1, padding_mode="zeros", dtype=np.float32):
-        super().__init__()
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode: only 'zeros' is supported, got {padding_mode!r}")
-        self.in_channels = _pos_int(in_channels, "in_channels")
-        self.out_channels = _pos_int(out_channels, "out_channels")
-        self.groups = _pos_int(groups, "groups")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"groups: {groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
-        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
-        self.stride = _pair(stride, "stride", 1)
-        self.padding = _pair(padding, "padding", 0)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, dtype, transposed=True)
         self.output_padding = _pair(output_padding, "output_padding", 0)
-        self.dilation = _pair(dilation, "dilation", 1)
-        shape = (in_channels, out_channels // groups) + self.kernel_size
-        self.weight = Parameter(init.kaiming_uniform(shape, dtype=dtype))
-        fan_in, _ = init.fans(shape)  # torch uses weight dim 1 here too
-        self.bias = Parameter(init.uniform((out_channels,), 1 / math.sqrt(fan_in), dtype)) if bias else None
-        if not bias:
-            self.register_parameter("bias", None)
 
     def forward(self, x):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
                                   self.groups, self.dilation)
-
-    def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}")
 
 
 class GroupNorm(Module):

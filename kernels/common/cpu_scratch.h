@@ -1,0 +1,44 @@
+// kernels/common/cpu_scratch.h: what the CPU kernel files share inside their ISA namespace.
+//   Scratch<T>     an owned heap buffer (zero-filled when asked), freed at the end of its scope
+//   max_threads()  OpenMP's thread count for the next parallel region (1 without OpenMP)
+//   thread_id()    this thread's index inside a region (0 without OpenMP)
+// Internal linkage on purpose: each kernel file is compiled once per ISA into PF_ISA_NS, and
+// no std:: template or weak symbol may be shared between those copies (a shared symbol
+// compiled for AVX-512 could be picked for the generic path; see common.h).
+#pragma once
+#include "common/common.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace PF_ISA_NS {
+namespace {
+
+template <class T>
+struct Scratch {
+  T* p;
+  explicit Scratch(pf::i64 n, bool zeroed = false) : p(n > 0 ? (zeroed ? new T[n]() : new T[n]) : nullptr) {}
+  ~Scratch() { delete[] p; }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+inline int max_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+inline int thread_id() {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+}  // namespace
+}  // namespace PF_ISA_NS
