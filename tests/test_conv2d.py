@@ -349,6 +349,39 @@ def test_clipped_segments_and_long_chunks(isa):
         pytest.skip(f"this CPU runs {used} at most (the {isa} path compiles but cannot run here)")
 
 
+@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("seed", range(6))
+def test_small_images_against_ref(impl, seed):
+    """Inputs of <= 64 pixels with <= 16 outputs (AVX-512: channels held in registers, taps
+    picked by permutes): many channels so reduction blocks start inside a channel, enough
+    images for multi-image tiles, strides 1..3, dilation, padding, groups, a non-contiguous x;
+    all three passes against the float64 reference."""
+    g = rng(3000 + seed)
+    for _ in range(6):
+        H, W = int(g.integers(1, 9)), int(g.integers(1, 9))
+        R, S = int(g.integers(1, 5)), int(g.integers(1, 5))
+        st = (int(g.integers(1, 4)), int(g.integers(1, 4)))
+        dil = (int(g.integers(1, 3)), int(g.integers(1, 3)))
+        pad = (int(g.integers(0, 3)), int(g.integers(0, 3)))
+        if H + 2 * pad[0] < dil[0] * (R - 1) + 1 or W + 2 * pad[1] < dil[1] * (S - 1) + 1:
+            continue
+        groups = int(g.choice([1, 1, 2]))
+        C, K, N = groups * int(g.integers(1, 40)), groups * int(g.integers(1, 12)), int(g.integers(1, 40))
+        kw = dict(stride=st, padding=pad, dilation=dil, groups=groups)
+        x64 = noncontig(g.standard_normal((N, C, H, W)))
+        w64 = g.standard_normal((K, C // groups, R, S))
+        want = OPS.conv2d(x64, w64, None, **kw, impl="ref")
+        gy = g.standard_normal(want.shape)
+        refs = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref")
+        red = C // groups * R * S
+        x, w = noncontig(x64.astype(np.float32)), w64.astype(np.float32)
+        cfg = f"N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}"
+        assert_close(OPS.conv2d(x, w, None, **kw, impl=impl), want, "float32", cfg, scale=_scale(red))
+        dx, dw, _ = OPS.conv2d_backward(gy.astype(np.float32), x, w, **kw, impl=impl)
+        assert_close(dx, refs[0], "float32", "dx " + cfg, scale=_scale(K * R * S))
+        assert_close(dw, refs[1], "float32", "dw " + cfg, scale=_scale(N * want.shape[2] * want.shape[3]))
+
+
 # ----------------------------------------------------------------------------- errors
 def _good():
     g = rng(0)
