@@ -79,6 +79,13 @@ def njit(**options):
     return decorate
 
 
+def set_variant(f, device, compiled):
+    """Make ``compiled`` what the helper ``f`` is rebound to for ``device`` (e.g. a CPU body
+    that computes bit for bit the same values as ``f`` with cheaper operations); must run
+    before the first function calling ``f`` is compiled for that device."""
+    _compiled[(f, device)] = compiled
+
+
 def cpu_fn(f):
     """``f`` and the helpers it calls as njit functions (inlined into CPU kernels)."""
     return _rebound(f, "cpu", lambda g: numba.njit(inline="always")(g))

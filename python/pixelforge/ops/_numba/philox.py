@@ -27,7 +27,10 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir as llvm_ir
 from numba import cuda, prange  # cuda as a module global: the simulator swaps it there
+from numba.core import types as nbtypes
+from numba.core.extending import intrinsic
 
 from .._ref import random as _r
 from . import _jit
@@ -118,14 +121,26 @@ def uniform32(w):
 
 
 def quant(v, s):
-    """v rounded to the grid 1/s (s a power of two, |v*s| < 2**51); exact scalings only."""
+    """v rounded to the grid 1/s (s a power of two, |v*s| < 2**51); exact scalings only.
+    For a v that is a bare product: ``v * s`` is exact, so a fused ``fma(x*y, s, RND)`` rounds
+    like the separate operations (``quant_sum``'s ``x*y + c`` would not)."""
     return ((v * s + RND) - RND) * (1.0 / s)
 
 
-def neg_log_u(w):
-    """-ln(1 - w / 2**32) for a 32-bit word w, i.e. -ln(u) with u in (0, 1]."""
-    m = float(TWO32 - w)  # [1, 2**32], exact
-    # binary search for the exponent, written as selects (vectorizable): m = 2^e f
+def quant_sum(v, s):
+    """The same rounding as :func:`quant` in two additions, for a v that is the result of an
+    addition (a Horner accumulator): v + 1.5*2^52/s lands in the binade whose spacing is 1/s,
+    so it rounds v to that grid (ties to even, as quant), and subtracting the constant back is
+    exact. Only for sums: a bare product x*y here could be fused into fma(x, y, c) by a
+    contracting compiler and rounded once instead of twice."""
+    c = RND / s
+    return (v + c) - c
+
+
+def split_sqrt2(m):
+    """(f, e) with m = 2^e f exactly, f in (sqrt(1/2), sqrt(2)], e integer-valued, for m in
+    [1, 2**32]. A binary search for the exponent written as selects (vectorizable); the CPU
+    kernels use :func:`_split_sqrt2_cpu` (the same values from the bits of m)."""
     big = m >= 4294967296.0
     f = m * 2.3283064365386963e-10 if big else m
     e = 32.0 if big else 0.0
@@ -147,15 +162,22 @@ def neg_log_u(w):
     c = f > SQRT2
     f = f * 0.5 if c else f
     e = e + 1.0 if c else e
-    # m = 2^e f, f in [sqrt(1/2), sqrt(2)); -ln(u) = (32 - e) ln2 - ln f
+    return f, e
+
+
+def neg_log_u(w):
+    """-ln(1 - w / 2**32) for a 32-bit word w, i.e. -ln(u) with u in (0, 1]."""
+    m = float(TWO32 - w)  # [1, 2**32], exact
+    f, e = split_sqrt2(m)
+    # m = 2^e f, f in (sqrt(1/2), sqrt(2)]; -ln(u) = (32 - e) ln2 - ln f
     s = (f - 1.0) / (f + 1.0)
     t = quant(s * s, LOG_TS)
     y = LC5 + t * LC6
-    y = LC4 + t * quant(y, LG5)
-    y = LC3 + t * quant(y, LG4)
-    y = LC2 + t * quant(y, LG3)
-    y = LC1 + t * quant(y, LG2)
-    p = LC0 + t * quant(y, LG1)
+    y = LC4 + t * quant_sum(y, LG5)
+    y = LC3 + t * quant_sum(y, LG4)
+    y = LC2 + t * quant_sum(y, LG3)
+    y = LC1 + t * quant_sum(y, LG2)
+    p = LC0 + t * quant_sum(y, LG1)
     lnf = (s + s) * p
     k = 32.0 - e
     far = k * LN2_HI + (k * LN2_LO - quant(lnf, 4503599627370496.0))  # 2**52 grid
@@ -171,18 +193,18 @@ def cos_sin_turn(w):
     z = float(r) * 1.862645149230957e-09  # r / 2**29 in [-1, 1): angle pi/4 * z
     z2 = quant(z * z, ANG_ZS)
     y = SC5 + z2 * SC6
-    y = SC4 + z2 * quant(y, SG5)
-    y = SC3 + z2 * quant(y, SG4)
-    y = SC2 + z2 * quant(y, SG3)
-    y = SC1 + z2 * quant(y, SG2)
-    sn = z * (SC0 + z2 * quant(y, SG1))
+    y = SC4 + z2 * quant_sum(y, SG5)
+    y = SC3 + z2 * quant_sum(y, SG4)
+    y = SC2 + z2 * quant_sum(y, SG3)
+    y = SC1 + z2 * quant_sum(y, SG2)
+    sn = z * (SC0 + z2 * quant_sum(y, SG1))
     y = CC6 + z2 * CC7
-    y = CC5 + z2 * quant(y, CG6)
-    y = CC4 + z2 * quant(y, CG5)
-    y = CC3 + z2 * quant(y, CG4)
-    y = CC2 + z2 * quant(y, CG3)
-    y = CC1 + z2 * quant(y, CG2)
-    cs = CC0 + z2 * quant(y, CG1)
+    y = CC5 + z2 * quant_sum(y, CG6)
+    y = CC4 + z2 * quant_sum(y, CG5)
+    y = CC3 + z2 * quant_sum(y, CG4)
+    y = CC2 + z2 * quant_sum(y, CG3)
+    y = CC1 + z2 * quant_sum(y, CG2)
+    cs = CC0 + z2 * quant_sum(y, CG1)
     q = j & 3
     odd = (q & 1) == 1
     c = sn if odd else cs
@@ -244,6 +266,46 @@ def cpu_vec_fn(f):
     return _jit._rebound(f, "cpu-vec", lambda g: numba.njit(inline="always", error_model="numpy")(g))
 
 
+# CPU bodies of shared helpers: the same values with fewer operations, from the bits of a
+# float64 (LLVM bitcasts, which vectorize; the CUDA simulator could not run them).
+@intrinsic
+def f64_bits(typingctx, x):
+    """The IEEE bits of a float64 as an int64 (CPU kernels only)."""
+    if isinstance(x, nbtypes.Float) and x.bitwidth == 64:
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], llvm_ir.IntType(64))
+        return nbtypes.int64(x), codegen
+    return None
+
+
+@intrinsic
+def bits_f64(typingctx, b):
+    """The float64 whose IEEE bits are the int64 b (CPU kernels only)."""
+    if isinstance(b, nbtypes.Integer) and b.bitwidth == 64:
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], llvm_ir.DoubleType())
+        return nbtypes.float64(b), codegen
+    return None
+
+
+_MANT = np.int64(0x000FFFFFFFFFFFFF)
+_ONE_BITS = np.int64(0x3FF0000000000000)
+
+
+def _split_sqrt2_cpu(m):
+    """:func:`split_sqrt2` from the bits of m (a normal float64 >= 1): exponent field and
+    mantissa, then the same sqrt(2) fold; every step exact, so the values are identical."""
+    b = f64_bits(m)
+    e = float((b >> 52) - 1023)
+    f = bits_f64((b & _MANT) | _ONE_BITS)
+    c = f > SQRT2
+    f = f * 0.5 if c else f
+    e = e + 1.0 if c else e
+    return f, e
+
+
+_jit.set_variant(split_sqrt2, "cpu-vec", numba.njit(inline="always", error_model="numpy")(_split_sqrt2_cpu))
+
 _philox_c = cpu_vec_fn(philox4x32_10)
 _block_words_c = cpu_vec_fn(block_words)
 _uniform24_c = cpu_vec_fn(uniform24)
@@ -293,7 +355,7 @@ def _uniform_span(out, base0, j0, j1, k0, k1, b0, bits24):
             o[4 * j + 3] = _uniform32_c(x3)
 
 
-@_jit.njit(error_model="numpy")
+@_jit.njit(error_model="numpy", fastmath={"contract"})
 def _normal_span(out, base0, j0, j1, k0, k1, b0):
     o = out[base0 + 4 * j0:base0 + 4 * j1]
     bj = b0 + np.uint64(j0)

@@ -23,12 +23,13 @@ and use libm's exp, for reference accuracy.
 """
 import math
 
+import numba
 import numpy as np
 from numba import cuda, prange  # cuda as a module global: the simulator swaps it there
 
 from .._ref import random as _r
 from . import _jit, philox
-from .philox import cpu_vec_fn, launch_config, stream_for
+from .philox import bits_f64, cpu_vec_fn, launch_config, stream_for
 
 CHUNK = 16384      # elements per parallel task (CPU)
 KL_CHUNK = 4096    # elements per partial sum of gaussian_kl (fixed: it sets the reduction order)
@@ -49,8 +50,11 @@ EC10 = _r.quant_const(_EXP_C[10], _EXP_G[10])
 RND = _r.RND
 
 
-def quant(v, s):
-    return ((v * s + RND) - RND) * (1.0 / s)
+def quant_sum(v, s):
+    """v (the result of an addition, never a bare product) rounded to the grid 1/s: see
+    philox.quant_sum."""
+    c = RND / s
+    return (v + c) - c
 
 
 def pow2(k):
@@ -107,22 +111,41 @@ def pow2(k):
     return s
 
 
-def exp_det(x):
-    """exp(x) for x with at most 26 significant bits (a float32 value, or half of one)."""
+def exp_parts(x):
+    """(p, k) with exp_det(x) = p * 2^k: p in [0.70, 1.42], k integer-valued in [-1076, 1024];
+    x with at most 26 significant bits (a float32 value, or half of one)."""
     x = -746.0 if x < -746.0 else (710.0 if x > 710.0 else x)
     k = (x * _EXP_INV_LN2 + RND) - RND
-    r = quant((x - k * _EXP_LN2_HI) - k * _EXP_LN2_LO, EXP_RS)
+    r = quant_sum((x - k * _EXP_LN2_HI) - k * _EXP_LN2_LO, EXP_RS)
     y = EC9 + r * EC10
-    y = EC8 + r * quant(y, EG9)
-    y = EC7 + r * quant(y, EG8)
-    y = EC6 + r * quant(y, EG7)
-    y = EC5 + r * quant(y, EG6)
-    y = EC4 + r * quant(y, EG5)
-    y = EC3 + r * quant(y, EG4)
-    y = EC2 + r * quant(y, EG3)
-    y = EC1 + r * quant(y, EG2)
-    p = EC0 + r * quant(y, EG1)
+    y = EC8 + r * quant_sum(y, EG9)
+    y = EC7 + r * quant_sum(y, EG8)
+    y = EC6 + r * quant_sum(y, EG7)
+    y = EC5 + r * quant_sum(y, EG6)
+    y = EC4 + r * quant_sum(y, EG5)
+    y = EC3 + r * quant_sum(y, EG4)
+    y = EC2 + r * quant_sum(y, EG3)
+    y = EC1 + r * quant_sum(y, EG2)
+    p = EC0 + r * quant_sum(y, EG1)
+    return p, k
+
+
+def exp_det(x):
+    """exp(x) for x with at most 26 significant bits (a float32 value, or half of one)."""
+    p, k = exp_parts(x)
     return p * pow2(k)
+
+
+def pow2_f32(k):
+    """pow2(k) where only float32(p * 2^k), 0.7 < p < 1.5, is used. The CPU kernels use
+    :func:`_pow2_f32_cpu`, which gives that float32 bit for bit more cheaply."""
+    return pow2(k)
+
+
+def exp32(x):
+    """exp_det(x) rounded to float32 (returned as a float64)."""
+    p, k = exp_parts(x)
+    return np.float64(np.float32(p * pow2_f32(k)))
 
 
 # ------------------------------------------------------------------ scalar helpers (shared)
@@ -145,7 +168,7 @@ def step_value(s, m, nz, cs, cm, lo, hi, to32, px0, ps, pm, pn):
 
 def half_exp(lv, to32):
     if to32:
-        return np.float64(np.float32(exp_det(0.5 * np.float64(lv))))
+        return exp32(0.5 * np.float64(lv))
     return math.exp(0.5 * np.float64(lv))
 
 
@@ -171,6 +194,17 @@ def kl_grad_lv(g, lv, to32):
 
 
 # ----------------------------------------------------------------------------- CPU
+def _pow2_f32_cpu(k):
+    """:func:`pow2_f32` from the bits of 2^k, k clamped to [-200, 200] (NaN to -200): for
+    |k| <= 200 the power is the same exact value; beyond, p * 2^k is 0 or inf in float32
+    either way (p * 2^-200 < 2^-150 rounds to +0, p * 2^200 overflows), and a NaN p stays
+    the same NaN (p * 1.0 before, p * 2^-200 now)."""
+    k = k if k > -200.0 else -200.0
+    k = k if k < 200.0 else 200.0
+    return bits_f64((np.int64(k) + 1023) << 52)
+
+
+_jit.set_variant(pow2_f32, "cpu-vec", numba.njit(inline="always", error_model="numpy")(_pow2_f32_cpu))
 _lin2_c = cpu_vec_fn(lin2)
 _step_c = cpu_vec_fn(step_value)
 _reparam_c = cpu_vec_fn(reparam_value)
@@ -234,13 +268,19 @@ def _step_cpu(s, m, nz, o, mode, word0, k0, k1, cs, cm, lo, hi, to32, px0, ps, p
                    px0, ps, pm, pn)
 
 
+@_jit.njit(error_model="numpy", fastmath={"contract"})
+def _reparam_span32(mu, lv, z, eps):
+    # float32: every product feeding an addition is exact, so letting LLVM fuse multiply-adds
+    # (as the GPU does) cannot change a bit; no libm call, the loop vectorizes
+    for i in range(z.shape[0]):
+        z[i] = _reparam_c(mu[i], lv[i], eps[i], True)
+
+
 @_jit.njit(error_model="numpy")
 def _reparam_span(mu, lv, z, eps, to32):
-    # literal flags per loop: the float32 loop holds no libm call and vectorizes
     if to32:
-        for i in range(z.shape[0]):
-            z[i] = _reparam_c(mu[i], lv[i], eps[i], True)
-    else:
+        _reparam_span32(mu, lv, z, eps)
+    else:  # float64: libm's exp, products rounded as written (no contraction)
         for i in range(z.shape[0]):
             z[i] = _reparam_c(mu[i], lv[i], eps[i], False)
 
