@@ -382,6 +382,44 @@ def test_small_images_against_ref(impl, seed):
         assert_close(dw, refs[1], "float32", "dw " + cfg, scale=_scale(N * want.shape[2] * want.shape[3]))
 
 
+@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("seed", range(6))
+def test_stride1_vector_rows_against_ref(impl, seed):
+    """Stride-1 geometries whose output rows (forward) or input rows (backward-data) are
+    whole 16-float vectors (AVX-512: the direct path, no im2col/col2im): output heights that
+    leave a 1-row last tile or a half panel, dilation, asymmetric padding, pads past the kernel
+    extent, groups, one image, a non-contiguous x; all three passes against float64."""
+    g = rng(4000 + seed)
+    for _ in range(5):
+        R, S = int(g.integers(1, 6)), int(g.integers(1, 6))
+        dil = (int(g.integers(1, 3)), int(g.integers(1, 3)))
+        pad = (int(g.integers(0, 4)), int(g.integers(0, 4)))
+        if g.random() < 0.5:   # output width a multiple of 16
+            Q = 16 * int(g.integers(1, 3))
+            W = Q - 2 * pad[1] + dil[1] * (S - 1)
+        else:                  # input width a multiple of 16
+            W = 16 * int(g.integers(1, 3))
+        H = int(g.choice([1, 2, 5, 17, 18, 33]))
+        if W < 1 or H + 2 * pad[0] < dil[0] * (R - 1) + 1 or W + 2 * pad[1] < dil[1] * (S - 1) + 1:
+            continue
+        groups = int(g.choice([1, 1, 2]))
+        C, K, N = groups * int(g.integers(1, 12)), groups * int(g.integers(1, 20)), int(g.integers(1, 4))
+        kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
+        x64 = g.standard_normal((N, C, H, W))
+        w64 = g.standard_normal((K, C // groups, R, S))
+        b64 = g.standard_normal(K)
+        want = OPS.conv2d(x64, w64, b64, **kw, impl="ref")
+        gy = g.standard_normal(want.shape)
+        refs = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref")
+        x, w, b = noncontig(x64.astype(np.float32)), w64.astype(np.float32), b64.astype(np.float32)
+        cfg = f"N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}"
+        assert_close(OPS.conv2d(x, w, b, **kw, impl=impl), want, "float32", cfg, scale=_scale(C // groups * R * S))
+        dx, dw, db = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), x, w, **kw, impl=impl)
+        assert_close(dx, refs[0], "float32", "dx " + cfg, scale=_scale(K * R * S))
+        assert_close(dw, refs[1], "float32", "dw " + cfg, scale=_scale(N * want.shape[2] * want.shape[3]))
+        assert_close(db, refs[2], "float32", "db " + cfg, scale=_scale(N * want.shape[2] * want.shape[3]))
+
+
 # ----------------------------------------------------------------------------- errors
 def _good():
     g = rng(0)

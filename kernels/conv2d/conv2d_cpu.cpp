@@ -139,36 +139,14 @@ template <> struct V<double> : VScalar<double> {};
 template <class T> constexpr int MR_of() { return V<T>::MR; }
 template <class T> constexpr int NR_of() { return V<T>::NV * V<T>::L; }
 
-// C[m×n] (=|+=) A·B over kc. a: packed kc × MR (row i of step kk at a[kk*MR + i]);
-// b: kc rows of NR values at stride ldb; c: row stride ldc. m ≤ MR, n ≤ NR are the valid
-// part; only it is written. When not accumulating, row_init (if given) seeds row i.
+// Writes an MR×NR accumulator tile: C = acc (+ row_init[i] per row) or C += acc; only the
+// valid m×n part.
 template <class T>
-void ukernel(i64 kc, const T* __restrict a, const T* __restrict b, i64 ldb, T* __restrict c, i64 ldc, int m,
-             int n, const T* row_init, bool accumulate) {
+inline void store_acc(typename V<T>::R (&acc)[V<T>::MR][V<T>::NV], T* __restrict c, i64 ldc, int m, int n,
+                      const T* row_init, bool accumulate) {
   using VT = V<T>;
   using R = typename VT::R;
   constexpr int MR = VT::MR, NV = VT::NV, L = VT::L, NR = NV * L;
-  R acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[i][v] = VT::zero();
-  // Unrolled: the loop's scalar bookkeeping otherwise lands on the two FMA ports often
-  // enough to cost ~18% on Golden Cove (8×32 in L1: 185 -> 224 GFLOP/s at unroll 4).
-#pragma GCC unroll 4
-  for (i64 kk = 0; kk < kc; ++kk) {
-    R bv[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = VT::load(b + v * L);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const R ai = VT::set1(a[i]);
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[i][v] = VT::fma(ai, bv[v], acc[i][v]);
-    }
-    a += MR;
-    b += ldb;
-  }
   if (m == MR && n == NR) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
@@ -193,6 +171,39 @@ void ukernel(i64 kc, const T* __restrict a, const T* __restrict b, i64 ldb, T* _
     const T init = (!accumulate && row_init) ? row_init[i] : T(0);
     for (int j = 0; j < n; ++j) ci[j] = accumulate ? ci[j] + tmp[i * NR + j] : tmp[i * NR + j] + init;
   }
+}
+
+// C[m×n] (=|+=) A·B over kc. a: packed kc × MR (row i of step kk at a[kk*MR + i]);
+// b: kc rows of NR values at stride ldb; c: row stride ldc. m ≤ MR, n ≤ NR are the valid
+// part; only it is written. When not accumulating, row_init (if given) seeds row i.
+template <class T>
+void ukernel(i64 kc, const T* __restrict a, const T* __restrict b, i64 ldb, T* __restrict c, i64 ldc, int m,
+             int n, const T* row_init, bool accumulate) {
+  using VT = V<T>;
+  using R = typename VT::R;
+  constexpr int MR = VT::MR, NV = VT::NV, L = VT::L;
+  R acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = VT::zero();
+  // Unrolled: the loop's scalar bookkeeping otherwise lands on the two FMA ports often
+  // enough to cost ~18% on Golden Cove (8×32 in L1: 185 -> 224 GFLOP/s at unroll 4).
+#pragma GCC unroll 4
+  for (i64 kk = 0; kk < kc; ++kk) {
+    R bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = VT::load(b + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const R ai = VT::set1(a[i]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] = VT::fma(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += ldb;
+  }
+  store_acc<T>(acc, c, ldc, m, n, row_init, accumulate);
 }
 
 // C[m×n] += A·Bᵀ where both operands keep the reduction contiguous (the weight gradient:
@@ -591,6 +602,111 @@ constexpr i64 padded_ld(i64 ld) { return (ld * i64(sizeof(T))) % 512 == 0 ? ld +
 #endif
 constexpr i64 kKC = PF_KC;  // reduction block: one NR-wide B column panel fits L1
 
+// ---------------------------------------------------------------- forward, direct
+// AVX-512 float, stride 1, output rows of whole vectors (Q % 16 == 0): no im2col. A job
+// copies the input rows its tile of output rows needs into a zero-padded buffer
+// xp (Cg, rows, Wp), where tap (c, r, s) of output pixel (p, q) sits at
+// xp[c][p - p0 + r·dh][q + s·dw]: the GEMM's B row for that tap over 16 consecutive pixels
+// of one output row is one unaligned load at a per-tap offset off[kk] from the pixels' base.
+// The B data a k-block touches (~28 channels × a few rows) stays in L1 instead of a
+// 256-row im2col panel in L2. Also runs stride-1 backward-data (a forward over dy with the
+// flipped, transposed weights; see backward_data).
+#ifndef PF_DKC
+#define PF_DKC 384
+#endif
+#if defined(__AVX512F__)
+inline bool direct_ok(const pf::Conv2dParams& p) {
+  if (p.stride_h != 1 || p.stride_w != 1 || p.Q % 16 != 0 || p.P * p.Q < 32) return false;
+  const i64 rows = imax(1, 256 / p.Q) + p.dil_h * (p.R - 1), wp = p.Q + p.dil_w * (p.S - 1);
+  return (p.C / p.groups) * rows * wp < (i64(1) << 30);  // int tap offsets
+}
+
+// C[m×n] (=|+=) A·B over kc; B step kk is the 32 values b0[off[kk]..+16), b1[off[kk]..+16).
+inline void ukernel_taps(i64 kc, const float* __restrict a, const float* b0, const float* b1,
+                         const int* __restrict off, float* __restrict c, i64 ldc, int m, int n, const float* row_init,
+                         bool accumulate) {
+  static_assert(V<float>::MR == 8 && V<float>::NV == 2, "AVX-512 float tile is 8×32");
+  __m512 acc[8][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (i64 kk = 0; kk < kc; ++kk) {
+    const i64 o = off[kk];
+    const __m512 u = _mm512_loadu_ps(b0 + o), v = _mm512_loadu_ps(b1 + o);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, u, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, v, acc[i][1]);
+    }
+    a += 8;
+  }
+  store_acc<float>(acc, c, ldc, m, n, row_init, accumulate);
+}
+
+// apack: the weights packed as forward packs them, (G, mb, kred, MR).
+inline void forward_direct(const float* x, const float* apack, const float* bias, float* out,
+                           const pf::Conv2dParams& p) {
+  constexpr int MR = 8, NR = 32;
+  const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, kred = Cg * RS;
+  const i64 PQ = p.P * p.Q, HW = p.H * p.W, Q = p.Q, mb = cdiv(Kg, MR);
+  // tiles of whole output rows, ~256 pixels; at least ~2 jobs per thread
+  i64 tr = imax(1, 256 / Q);
+  const i64 want = 2 * max_threads();
+  if (p.N * G * cdiv(p.P, tr) < want) tr = imax(1, cdiv(p.P, cdiv(want, p.N * G)));
+  const i64 tiles = cdiv(p.P, tr), jobs = p.N * G * tiles;
+  const i64 Wp = Q + p.dil_w * (p.S - 1), Hr = tr + p.dil_h * (p.R - 1), CS = Hr * Wp;
+  Scratch<int> off(kred);
+  for (i64 kk = 0; kk < kred; ++kk) {
+    const i64 c = kk / RS, r = (kk % RS) / p.S, s = kk % p.S;
+    off.p[kk] = int(c * CS + r * p.dil_h * Wp + s * p.dil_w);
+  }
+  const i64 kc_max = imin(kred, i64(PF_DKC));
+#pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
+  {
+    Scratch<float> xp(Cg * CS);
+#pragma omp for schedule(dynamic, 1)
+    for (i64 job = 0; job < jobs; ++job) {
+      const i64 g = job % G, rest = job / G, ti = rest % tiles, n = rest / tiles;
+      const i64 p0 = ti * tr, rows = imin(p.P, p0 + tr) - p0, hr = rows + p.dil_h * (p.R - 1);
+      // padded col j holds input col j - pad_left
+      const i64 jlo = imin(p.pad_left, Wp), jhi = imax(imin(p.pad_left + p.W, Wp), jlo);
+      for (i64 c = 0; c < Cg; ++c) {
+        const float* xc = x + (n * p.C + g * Cg + c) * HW;
+        for (i64 i = 0; i < hr; ++i) {
+          float* d = xp.p + c * CS + i * Wp;
+          const i64 ih = p0 + i - p.pad_top;
+          if (ih < 0 || ih >= p.H) {
+            memset(d, 0, size_t(Wp) * sizeof(float));
+            continue;
+          }
+          for (i64 j = 0; j < jlo; ++j) d[j] = 0.f;
+          memcpy(d + jlo, xc + ih * p.W + (jlo - p.pad_left), size_t(jhi - jlo) * sizeof(float));
+          for (i64 j = jhi; j < Wp; ++j) d[j] = 0.f;
+        }
+      }
+      const i64 npx = rows * Q;
+      float* cbase = out + (n * p.K + g * Kg) * PQ + p0 * Q;
+      const float* bg = bias ? bias + g * Kg : nullptr;
+      const float* ag = apack + g * mb * kred * MR;
+      for (i64 k0 = 0; k0 < kred; k0 += kc_max) {
+        const i64 kc = imin(kc_max, kred - k0);
+        for (i64 j0 = 0; j0 < npx; j0 += NR) {
+          const int nn = int(imin(NR, npx - j0));
+          const float* b0 = xp.p + (j0 / Q) * Wp + j0 % Q;
+          const float* b1 = nn > 16 ? xp.p + ((j0 + 16) / Q) * Wp + (j0 + 16) % Q : b0;
+          for (i64 ib = 0; ib < mb; ++ib) {
+            const int mm = int(imin(MR, Kg - ib * MR));
+            ukernel_taps(kc, ag + (ib * kred + k0) * MR, b0, b1, off.p + k0, cbase + ib * MR * PQ + j0, PQ, mm, nn,
+                         bg ? bg + ib * MR : nullptr, k0 > 0);
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
 // ---------------------------------------------------------------- forward
 template <class T>
 void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dParams& p) {
@@ -603,6 +719,13 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
   Scratch<T> apack(G * mb * kred * MR, true);
 #pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
   for (i64 g = 0; g < G; ++g) pack_a(w + g * Kg * kred, kred, 1, Kg, kred, apack.p + g * mb * kred * MR, kred, 0);
+#if defined(__AVX512F__)
+  if (sizeof(T) == 4 && direct_ok(p)) {
+    forward_direct(reinterpret_cast<const float*>(x), reinterpret_cast<const float*>(apack.p),
+                   reinterpret_cast<const float*>(bias), reinterpret_cast<float*>(out), p);
+    return;
+  }
+#endif
   TapTable tab(p, sizeof(T) == 4);
 
   const i64 kc_max = imin(kred, kKC);
@@ -657,6 +780,38 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
   const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, kred = Cg * RS;
   const i64 PQ = p.P * p.Q, HW = p.H * p.W;
   if (p.N == 0) return;
+#if defined(__AVX512F__)
+  // Stride 1: dx is the forward convolution of dy with the flipped, transposed weights
+  // (dx[c, h, w] = Σ dy[k, h + pt − r·dh, w + pl − s·dw] · w[k, c, r, s]) — the direct path,
+  // with no col2im, when dx rows are whole vectors and the pads are inside the kernel extent.
+  if (sizeof(T) == 4 && p.stride_h == 1 && p.stride_w == 1) {
+    pf::Conv2dParams q = p;
+    q.C = p.K; q.H = p.P; q.W = p.Q; q.K = p.C; q.P = p.H; q.Q = p.W;
+    q.pad_top = p.dil_h * (p.R - 1) - p.pad_top;
+    q.pad_left = p.dil_w * (p.S - 1) - p.pad_left;
+    if (q.pad_top >= 0 && q.pad_left >= 0 && direct_ok(q)) {
+      constexpr int MRf = 8;
+      const i64 mbq = cdiv(Cg, MRf), kq = Kg * RS;
+      // packed (G, mbq, kq, MR): row c, step (k, r', s') = w[k, c, R-1-r', S-1-s']
+      Scratch<float> aq(G * mbq * kq * MRf);
+      const float* wf = reinterpret_cast<const float*>(w);
+#pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
+      for (i64 gb = 0; gb < G * mbq; ++gb) {
+        const i64 g = gb / mbq, ib = gb % mbq;
+        float* d = aq.p + gb * kq * MRf;
+        for (i64 kk = 0; kk < kq; ++kk) {
+          const i64 k = kk / RS, rs = RS - 1 - kk % RS;
+          for (int m = 0; m < MRf; ++m) {
+            const i64 c = ib * MRf + m;
+            d[kk * MRf + m] = c < Cg ? wf[((g * Kg + k) * Cg + c) * RS + rs] : 0.f;
+          }
+        }
+      }
+      forward_direct(reinterpret_cast<const float*>(dy), aq.p, nullptr, reinterpret_cast<float*>(dx), q);
+      return;
+    }
+  }
+#endif
   // Channel blocks: a job owns dx[images, block] (no races, no atomics). Split channels
   // only when images × groups cannot feed the threads; bound the dcol rows of a block.
   i64 cb = Cg;
