@@ -1,9 +1,12 @@
 """Philox4x32-10 streams, uniforms and Box–Muller normals as Numba kernels.
 
 Variants: CPU (``@njit(parallel=True)``: prange over fixed chunks of 8192 Philox blocks, each
-chunk a serial span function that LLVM vectorizes with AVX-512/AVX2) and GPU (numba.cuda, one
+chunk a serial span function that LLVM vectorizes with AVX-512/AVX2; normals in two passes per
+1024-block sub-chunk, Philox words into an L1 scratch, then Box–Muller) and GPU (numba.cuda, one
 thread per Philox block, grid-stride), both compiled from the plain-Python scalar helpers
-below (also run as-is by the CUDA simulator). Kernels: raw ``philox4x32`` on given
+below (also run as-is by the CUDA simulator). Two helpers have CPU bodies that compute the
+same values from the bits of a float64 (``_jit.set_variant``; bitcasts vectorize, the
+simulator cannot run them): :func:`split_sqrt2` and sampling.py's ``pow2_f32``. Kernels: raw ``philox4x32`` on given
 counters/keys (ctr (n, 4), key (n, 2) -> out (n, 4)), ``fill`` writing rand / randn for the
 stream of one key from a word offset (out (n,), element i <- word offset + i; partial blocks at
 the ends go through the same kernel on a 4-element scratch), and ``fill_normals_serial``, the
@@ -16,8 +19,12 @@ Bitwise agreement between the CPU, the GPU and the NumPy reference (ops/_ref/ran
   fastmath (NVVM's default ``-fma=1``) while the CPU and NumPy round the product first. So
   the transform is built so that every product that feeds an addition is *exact* in float64
   (both factors are quantized to <= 53 significant bits together); then fused or not, the
-  sum is rounded once from the same exact value. Quantization (:func:`quant`) uses the
-  round-to-integer trick ``(v + 1.5*2^52) - 1.5*2^52``, which strict IEEE compilers never fold.
+  sum is rounded once from the same exact value. Quantization (:func:`quant`, and
+  :func:`quant_sum` for accumulators) uses the round-to-integer trick
+  ``(v + 1.5*2^52) - 1.5*2^52``, which strict IEEE compilers never fold. For the same reason
+  the CPU transform loops let LLVM contract too (``fastmath={"contract"}`` and nothing else):
+  the fused multiply-adds cut a third of the floating-point work and change no bit (the
+  tests compare these kernels with the NumPy reference, which never fuses).
   Division and sqrt are correctly rounded on all three (numba.cuda without fastmath emits
   div.rn / sqrt.rn). The cost: the polynomial evaluation carries ~1e-9 relative error, so a
   float32 normal is within 1 ulp of the exactly rounded Box–Muller value (float64 normals
@@ -355,18 +362,48 @@ def _uniform_span(out, base0, j0, j1, k0, k1, b0, bits24):
             o[4 * j + 3] = _uniform32_c(x3)
 
 
+_SUB = 1024  # blocks per words -> normals sub-pass (16 KiB of words: they stay in L1)
+
+
+@_jit.njit(error_model="numpy")
+def _words_span(w0, w1, w2, w3, b, k0, k1):
+    # the words of blocks b, b+1, ..., one array per lane (contiguous vector stores)
+    for j in range(w0.shape[0]):
+        x0, x1, x2, x3 = _block_words_c(b + np.uint64(j), k0, k1)
+        w0[j] = x0
+        w1[j] = x1
+        w2[j] = x2
+        w3[j] = x3
+
+
+# Every product feeding an addition in the transform is exact (module docstring), so letting
+# LLVM fuse multiply-adds, as the GPU does, cannot change a bit; it saves a third of the FP work.
 @_jit.njit(error_model="numpy", fastmath={"contract"})
-def _normal_span(out, base0, j0, j1, k0, k1, b0):
-    o = out[base0 + 4 * j0:base0 + 4 * j1]
-    bj = b0 + np.uint64(j0)
-    for j in range(j1 - j0):
-        x0, x1, x2, x3 = _block_words_c(bj + np.uint64(j), k0, k1)
-        n0, n1 = _box_muller_c(x0, x1)
-        n2, n3 = _box_muller_c(x2, x3)
+def _bm_span(o, w0, w1, w2, w3):
+    for j in range(w0.shape[0]):
+        n0, n1 = _box_muller_c(np.uint64(w0[j]), np.uint64(w1[j]))
+        n2, n3 = _box_muller_c(np.uint64(w2[j]), np.uint64(w3[j]))
         o[4 * j] = n0
         o[4 * j + 1] = n1
         o[4 * j + 2] = n2
         o[4 * j + 3] = n3
+
+
+@_jit.njit(error_model="numpy")
+def _normal_span(out, base0, j0, j1, k0, k1, b0):
+    # two passes per sub-chunk (Philox words into an L1 scratch, then Box-Muller): two small
+    # loops keep their values in registers where one fused loop spilled (~10% faster)
+    o = out[base0 + 4 * j0:base0 + 4 * j1]
+    n = j1 - j0
+    m = min(n, _SUB)
+    w0 = np.empty(m, np.uint32)
+    w1 = np.empty(m, np.uint32)
+    w2 = np.empty(m, np.uint32)
+    w3 = np.empty(m, np.uint32)
+    for s in range(0, n, _SUB):
+        e = min(s + _SUB, n)
+        _words_span(w0[:e - s], w1[:e - s], w2[:e - s], w3[:e - s], b0 + np.uint64(j0 + s), k0, k1)
+        _bm_span(o[4 * s:4 * e], w0[:e - s], w1[:e - s], w2[:e - s], w3[:e - s])
 
 
 @_jit.njit(parallel=True, error_model="numpy")

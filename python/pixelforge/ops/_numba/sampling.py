@@ -20,6 +20,10 @@ multiply-add rounds exactly like the separate multiply and add. exp is our own :
 (same construction; libm's and libdevice's exp can differ in the last bit, and a libm call would
 also stop LLVM vectorizing the CPU loops). float64 inputs (CPU only) skip the float32 roundings
 and use libm's exp, for reference accuracy.
+
+The float32 reparameterize loop is compiled with ``fastmath={"contract"}`` (fusing cannot change
+a bit, as on the GPU) and its float32 std = :func:`exp32` takes 2^k from the bits of the
+exponent on the CPU (:func:`_pow2_f32_cpu`, same float32 as :func:`pow2`'s select ladder).
 """
 import math
 
