@@ -420,6 +420,34 @@ def test_stride1_vector_rows_against_ref(impl, seed):
         assert_close(db, refs[2], "float32", "db " + cfg, scale=_scale(N * want.shape[2] * want.shape[3]))
 
 
+@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("seed", range(4))
+def test_weight_gradient_32_channel_blocks_against_ref(impl, seed):
+    """Stride-1 weight gradients with output channels per group a multiple of 32 (AVX-512:
+    dy transposed into 32-channel pixel-major blocks times taps broadcast from padded x):
+    odd sizes, dilation, asymmetric and wide padding, groups, tap counts not a multiple of 8,
+    against float64; seed 0 also spans two chunks of images."""
+    g = rng(5000 + seed)
+    R, S = int(g.integers(1, 6)), int(g.integers(1, 6))
+    dil = (int(g.integers(1, 3)), int(g.integers(1, 3)))
+    pad = (int(g.integers(0, 4)), int(g.integers(0, 4)))
+    groups = int(g.choice([1, 2]))
+    K, C = 32 * groups * int(g.integers(1, 3)), groups * int(g.integers(1, 7))
+    N, H, W = int(g.integers(1, 4)), int(g.integers(8, 20)), int(g.integers(8, 20))
+    if seed == 0:   # ~0.7M floats of padded x + transposed dy per image: 3 images per 8 MiB chunk
+        N, C, K, H, W, R, S, dil, pad, groups = 4, 8, 32, 130, 130, 3, 3, (1, 1), (1, 1), 1
+    kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
+    x64 = g.standard_normal((N, C, H, W))
+    w64 = g.standard_normal((K, C // groups, R, S))
+    out = OPS.conv2d(x64, w64, None, **kw, impl="ref")
+    gy = g.standard_normal(out.shape)
+    _, dw_want, _ = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref", needs=(False, True, False))
+    _, dw, _ = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), noncontig(x64.astype(np.float32)),
+                                   w64.astype(np.float32), **kw, impl=impl, needs=(False, True, False))
+    assert_close(dw, dw_want, "float32", f"dw N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}",
+                 scale=_scale(N * out.shape[2] * out.shape[3]))
+
+
 # ----------------------------------------------------------------------------- errors
 def _good():
     g = rng(0)

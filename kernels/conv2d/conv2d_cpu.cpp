@@ -878,6 +878,139 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
   }
 }
 
+// ---------------------------------------------------------------- backward-weight, direct
+// AVX-512 float, stride 1, Kg % 32 == 0: dWᵀ (kred × Kg) = Σ over pixels of an outer
+// product — 32 output channels of dy as two vectors (dy transposed to pixel-major once per
+// chunk of images) times 8 taps broadcast straight from a zero-padded copy of x. Nothing is
+// im2col'ed and there are no horizontal sums. A job owns 32 channels × a range of taps of
+// dWᵀ and sweeps the images in order, so the bits do not depend on the thread count.
+#if defined(__AVX512F__)
+inline bool bw_direct_ok(const pf::Conv2dParams& p) {
+  const i64 Hp = p.P + p.dil_h * (p.R - 1), Wp = p.Q + p.dil_w * (p.S - 1);
+  return p.stride_h == 1 && p.stride_w == 1 && (p.K / p.groups) % 32 == 0 && p.C * Hp * Wp < (i64(1) << 30) &&
+         32 * p.P * p.Q < (i64(1) << 31);  // int32 gather indices
+}
+
+// c[j*ldc + 0..32) (=|+=) Σ_t dyt[t*ldt + 0..32) · b_j[base(t)], t over P×Q pixels with
+// base(p, q) = p·Wp + q; taps j < nj (b pointers past nj repeat the last, unused).
+inline void ukernel_bw(const float* dyt, i64 ldt, const float* const* b, int nj, i64 P, i64 Q, i64 Wp, float* c,
+                       i64 ldc, bool accumulate) {
+  const float* b0 = b[0];
+  const float* b1 = b[imin(1, nj - 1)];
+  const float* b2 = b[imin(2, nj - 1)];
+  const float* b3 = b[imin(3, nj - 1)];
+  const float* b4 = b[imin(4, nj - 1)];
+  const float* b5 = b[imin(5, nj - 1)];
+  const float* b6 = b[imin(6, nj - 1)];
+  const float* b7 = b[imin(7, nj - 1)];
+  __m512 acc[8][2];
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) acc[j][0] = acc[j][1] = _mm512_setzero_ps();
+  for (i64 pp = 0; pp < P; ++pp) {
+    const float* a = dyt + pp * Q * ldt;
+    const i64 i0 = pp * Wp;
+#pragma GCC unroll 4
+    for (i64 i = i0; i < i0 + Q; ++i, a += ldt) {
+      const __m512 u = _mm512_loadu_ps(a), v = _mm512_loadu_ps(a + 16);
+#define PF_BW_TAP(j)                                                 \
+      {                                                              \
+        const __m512 bj = _mm512_set1_ps(b##j[i]);                   \
+        acc[j][0] = _mm512_fmadd_ps(u, bj, acc[j][0]);               \
+        acc[j][1] = _mm512_fmadd_ps(v, bj, acc[j][1]);               \
+      }
+      PF_BW_TAP(0) PF_BW_TAP(1) PF_BW_TAP(2) PF_BW_TAP(3) PF_BW_TAP(4) PF_BW_TAP(5) PF_BW_TAP(6) PF_BW_TAP(7)
+#undef PF_BW_TAP
+    }
+  }
+  for (int j = 0; j < nj; ++j) {
+    float* cj = c + j * ldc;
+    for (int h = 0; h < 2; ++h) {
+      const __m512 r = accumulate ? _mm512_add_ps(_mm512_loadu_ps(cj + 16 * h), acc[j][h]) : acc[j][h];
+      _mm512_storeu_ps(cj + 16 * h, r);
+    }
+  }
+}
+
+inline void backward_weight_direct(const float* x, const float* dy, float* dw, const pf::Conv2dParams& p) {
+  const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, kred = Cg * RS;
+  const i64 PQ = p.P * p.Q, HW = p.H * p.W;
+  const i64 Hp = p.P + p.dil_h * (p.R - 1), Wp = p.Q + p.dil_w * (p.S - 1), CS = Hp * Wp;
+  // images per chunk: their padded x and transposed dy about 8 MiB
+  const i64 per_img = p.C * CS + PQ * p.K, nch = imax(1, imin(p.N, (i64(8) << 20) / 4 / per_img));
+  Scratch<float> xp(nch * p.C * CS), dyt(nch * PQ * p.K);
+  Scratch<float> dwt(G * kred * Kg);  // (G, kred, Kg)
+  Scratch<int> off(kred);
+  for (i64 kk = 0; kk < kred; ++kk) {
+    const i64 c = kk / RS, r = (kk % RS) / p.S, s = kk % p.S;
+    off.p[kk] = int(c * CS + r * p.dil_h * Wp + s * p.dil_w);
+  }
+  // jobs: (group, 32 channels, tap range of ~kWCols taps rounded to 8), more ranges if the
+  // threads would starve
+  const i64 kt = Kg / 32, want = 2 * max_threads();
+  i64 ntr = cdiv(kred, 256);
+  if (G * kt * ntr < want) ntr = imin(cdiv(kred, 8), cdiv(want, G * kt));
+  const i64 trw = rup(cdiv(kred, ntr), 8);
+  ntr = cdiv(kred, trw);
+  const i64 jobs = G * kt * ntr;
+  const i64 jlo = imin(p.pad_left, Wp), jhi = imax(imin(p.pad_left + p.W, Wp), jlo);
+  const bool par = p.N * p.K * PQ * kred > 32768;
+  for (i64 n0 = 0; n0 < p.N; n0 += nch) {
+    const i64 nn = imin(nch, p.N - n0);
+#pragma omp parallel for schedule(static) if (par)
+    for (i64 jc = 0; jc < nn * p.C; ++jc) {  // padded x, one (image, channel) each
+      const i64 i = jc / p.C, c = jc % p.C;
+      const float* xc = x + ((n0 + i) * p.C + c) * HW;
+      float* d0 = xp.p + jc * CS;
+      for (i64 h = 0; h < Hp; ++h) {
+        float* d = d0 + h * Wp;
+        const i64 ih = h - p.pad_top;
+        if (ih < 0 || ih >= p.H) {
+          memset(d, 0, size_t(Wp) * sizeof(float));
+          continue;
+        }
+        for (i64 j = 0; j < jlo; ++j) d[j] = 0.f;
+        memcpy(d + jlo, xc + ih * p.W + (jlo - p.pad_left), size_t(jhi - jlo) * sizeof(float));
+        for (i64 j = jhi; j < Wp; ++j) d[j] = 0.f;
+      }
+    }
+#pragma omp parallel for schedule(static) if (par)
+    for (i64 jt = 0; jt < nn * (p.K / 32); ++jt) {  // dyt (image, K/32, pixel, 32): contiguous blocks
+      const float* src = dy + (n0 * p.K + jt * 32) * PQ;  // (since jt = i*(K/32) + k-tile)
+      float* d = dyt.p + jt * PQ * 32;
+      const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                              _mm512_set1_epi32(int(PQ)));
+      for (i64 t = 0; t < PQ; ++t) {  // one pixel's 32 channels: two 16-lane gathers down the rows
+        _mm512_storeu_ps(d + t * 32, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, rows, src + t, 4));
+        _mm512_storeu_ps(d + t * 32 + 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, rows, src + 16 * PQ + t, 4));
+      }
+    }
+#pragma omp parallel for schedule(dynamic, 1) if (par && jobs > 1)
+    for (i64 job = 0; job < jobs; ++job) {
+      const i64 tri = job % ntr, rest = job / ntr, kb = rest % kt, g = rest / kt;
+      const i64 kk0 = tri * trw, kk1 = imin(kred, kk0 + trw), k0 = g * Kg + kb * 32;
+      float* cg = dwt.p + g * kred * Kg + kb * 32;
+      for (i64 i = 0; i < nn; ++i) {
+        const float* xg = xp.p + (i * p.C + g * Cg) * CS;
+        const float* a = dyt.p + (i * (p.K / 32) + k0 / 32) * PQ * 32;  // 32 KiB for 16×16
+        for (i64 kk = kk0; kk < kk1; kk += 8) {
+          const int nj = int(imin(8, kk1 - kk));
+          const float* bp[8];
+          for (int j = 0; j < nj; ++j) bp[j] = xg + off.p[kk + j];
+          ukernel_bw(a, 32, bp, nj, p.P, p.Q, Wp, cg + kk * Kg, Kg, n0 + i > 0);
+        }
+      }
+    }
+  }
+#pragma omp parallel for schedule(static) if (par)
+  for (i64 gk = 0; gk < G * Kg; ++gk) {  // dW (K, kred) = dWᵀ
+    const i64 g = gk / Kg, k = gk % Kg;
+    const float* src = dwt.p + g * kred * Kg + k;
+    float* d = dw + gk * kred;
+    for (i64 kk = 0; kk < kred; ++kk) d[kk] = src[kk * Kg];
+  }
+}
+#endif
+
 // ---------------------------------------------------------------- backward-weight
 // Reduction chunk (pixels) and dW column block: every dot_kernel call ends in DM×DN
 // horizontal sums, so the chunk must be long for them to stay cheap, while the DM + DN
@@ -898,6 +1031,13 @@ void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) 
     for (i64 i = 0; i < p.K * kred; ++i) dw[i] = T(0);
     return;
   }
+#if defined(__AVX512F__)
+  if (sizeof(T) == 4 && bw_direct_ok(p)) {
+    backward_weight_direct(reinterpret_cast<const float*>(x), reinterpret_cast<const float*>(dy),
+                           reinterpret_cast<float*>(dw), p);
+    return;
+  }
+#endif
   // Jobs tile dW_g (Kg × kred): all rows, column blocks of ≤ 256 taps; rows are split only
   // when groups × column blocks cannot feed the threads.
   const i64 want = 2 * max_threads();
