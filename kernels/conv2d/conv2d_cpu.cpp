@@ -644,6 +644,24 @@ inline void ukernel_taps(i64 kc, const float* __restrict a, const float* b0, con
   store_acc<float>(acc, c, ldc, m, n, row_init, accumulate);
 }
 
+// Rows [h0, h0 + hr) of channel xc (H × W) zero-padded into d (hr × Wp): padded row i is
+// input row h0 + i - pad_top, padded col j input col j - pad_left (0 outside the input).
+inline void pad_rows(float* __restrict d, const float* __restrict xc, const pf::Conv2dParams& p, i64 h0, i64 hr,
+                     i64 Wp) {
+  const i64 jlo = imin(p.pad_left, Wp), jhi = imax(imin(p.pad_left + p.W, Wp), jlo);
+  for (i64 i = 0; i < hr; ++i, d += Wp) {
+    const i64 ih = h0 + i - p.pad_top;
+    if (ih < 0 || ih >= p.H) {
+      for (i64 j = 0; j < Wp; ++j) d[j] = 0.f;
+      continue;
+    }
+    const float* xr = xc + ih * p.W - p.pad_left;
+    for (i64 j = 0; j < jlo; ++j) d[j] = 0.f;
+    for (i64 j = jlo; j < jhi; ++j) d[j] = xr[j];  // short rows: a loop, not a memcpy call
+    for (i64 j = jhi; j < Wp; ++j) d[j] = 0.f;
+  }
+}
+
 // apack: the weights packed as forward packs them, (G, mb, kred, MR).
 inline void forward_direct(const float* x, const float* apack, const float* bias, float* out,
                            const pf::Conv2dParams& p) {
@@ -669,22 +687,8 @@ inline void forward_direct(const float* x, const float* apack, const float* bias
     for (i64 job = 0; job < jobs; ++job) {
       const i64 g = job % G, rest = job / G, ti = rest % tiles, n = rest / tiles;
       const i64 p0 = ti * tr, rows = imin(p.P, p0 + tr) - p0, hr = rows + p.dil_h * (p.R - 1);
-      // padded col j holds input col j - pad_left
-      const i64 jlo = imin(p.pad_left, Wp), jhi = imax(imin(p.pad_left + p.W, Wp), jlo);
-      for (i64 c = 0; c < Cg; ++c) {
-        const float* xc = x + (n * p.C + g * Cg + c) * HW;
-        for (i64 i = 0; i < hr; ++i) {
-          float* d = xp.p + c * CS + i * Wp;
-          const i64 ih = p0 + i - p.pad_top;
-          if (ih < 0 || ih >= p.H) {
-            memset(d, 0, size_t(Wp) * sizeof(float));
-            continue;
-          }
-          for (i64 j = 0; j < jlo; ++j) d[j] = 0.f;
-          memcpy(d + jlo, xc + ih * p.W + (jlo - p.pad_left), size_t(jhi - jlo) * sizeof(float));
-          for (i64 j = jhi; j < Wp; ++j) d[j] = 0.f;
-        }
-      }
+      for (i64 c = 0; c < Cg; ++c)
+        pad_rows(xp.p + c * CS, x + (n * p.C + g * Cg + c) * HW, p, p0, hr, Wp);
       const i64 npx = rows * Q;
       float* cbase = out + (n * p.K + g * Kg) * PQ + p0 * Q;
       const float* bg = bias ? bias + g * Kg : nullptr;
@@ -952,27 +956,12 @@ inline void backward_weight_direct(const float* x, const float* dy, float* dw, c
   const i64 trw = rup(cdiv(kred, ntr), 8);
   ntr = cdiv(kred, trw);
   const i64 jobs = G * kt * ntr;
-  const i64 jlo = imin(p.pad_left, Wp), jhi = imax(imin(p.pad_left + p.W, Wp), jlo);
   const bool par = p.N * p.K * PQ * kred > 32768;
   for (i64 n0 = 0; n0 < p.N; n0 += nch) {
     const i64 nn = imin(nch, p.N - n0);
 #pragma omp parallel for schedule(static) if (par)
-    for (i64 jc = 0; jc < nn * p.C; ++jc) {  // padded x, one (image, channel) each
-      const i64 i = jc / p.C, c = jc % p.C;
-      const float* xc = x + ((n0 + i) * p.C + c) * HW;
-      float* d0 = xp.p + jc * CS;
-      for (i64 h = 0; h < Hp; ++h) {
-        float* d = d0 + h * Wp;
-        const i64 ih = h - p.pad_top;
-        if (ih < 0 || ih >= p.H) {
-          memset(d, 0, size_t(Wp) * sizeof(float));
-          continue;
-        }
-        for (i64 j = 0; j < jlo; ++j) d[j] = 0.f;
-        memcpy(d + jlo, xc + ih * p.W + (jlo - p.pad_left), size_t(jhi - jlo) * sizeof(float));
-        for (i64 j = jhi; j < Wp; ++j) d[j] = 0.f;
-      }
-    }
+    for (i64 jc = 0; jc < nn * p.C; ++jc)  // padded x, one (image, channel) each
+      pad_rows(xp.p + jc * CS, x + (n0 * p.C + jc) * HW, p, 0, Hp, Wp);
 #pragma omp parallel for schedule(static) if (par)
     for (i64 jt = 0; jt < nn * (p.K / 32); ++jt) {  // dyt (image, K/32, pixel, 32): contiguous blocks
       const float* src = dy + (n0 * p.K + jt * 32) * PQ;  // (since jt = i*(K/32) + k-tile)
@@ -1001,12 +990,14 @@ inline void backward_weight_direct(const float* x, const float* dy, float* dw, c
       }
     }
   }
+  const i64 kkb = cdiv(kred, 16);
 #pragma omp parallel for schedule(static) if (par)
-  for (i64 gk = 0; gk < G * Kg; ++gk) {  // dW (K, kred) = dWᵀ
-    const i64 g = gk / Kg, k = gk % Kg;
-    const float* src = dwt.p + g * kred * Kg + k;
-    float* d = dw + gk * kred;
-    for (i64 kk = 0; kk < kred; ++kk) d[kk] = src[kk * Kg];
+  for (i64 blk = 0; blk < G * kt * kkb; ++blk) {  // dW (K, kred) = dWᵀ, 32 × 16 blocks
+    const i64 g = blk / (kt * kkb), k0 = (blk / kkb) % kt * 32, kk0 = blk % kkb * 16, kk1 = imin(kred, kk0 + 16);
+    const float* src = dwt.p + g * kred * Kg;
+    float* d = dw + g * Kg * kred;
+    for (i64 k = k0; k < k0 + 32; ++k)
+      for (i64 kk = kk0; kk < kk1; ++kk) d[k * kred + kk] = src[kk * Kg + k];
   }
 }
 #endif
