@@ -940,7 +940,8 @@ inline void backward_weight_direct(const float* x, const float* dy, float* dw, c
   const i64 PQ = p.P * p.Q, HW = p.H * p.W;
   const i64 Hp = p.P + p.dil_h * (p.R - 1), Wp = p.Q + p.dil_w * (p.S - 1), CS = Hp * Wp;
   // images per chunk: their padded x and transposed dy about 8 MiB
-  const i64 per_img = p.C * CS + PQ * p.K, nch = imax(1, imin(p.N, (i64(8) << 20) / 4 / per_img));
+  const i64 per_img = p.C * CS + PQ * p.K, fit = imax(1, imin(p.N, (i64(8) << 20) / 4 / per_img));
+  const i64 nch = cdiv(p.N, cdiv(p.N, fit));  // equal chunks
   Scratch<float> xp(nch * p.C * CS), dyt(nch * PQ * p.K);
   Scratch<float> dwt(G * kred * Kg);  // (G, kred, Kg)
   Scratch<int> off(kred);
