@@ -114,7 +114,8 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
 def block_words(block, k0, k1):
     """The 4 words of Philox block ``block`` (uint64 block index < 2**64; upper counter words 0)."""
     zero = block ^ block
-    return philox4x32_10(block & U32, block >> SH32, zero, zero, k0, k1)
+    # the keys masked to 32 bits (they are): lets LLVM multiply with 32x32->64 vpmuludq
+    return philox4x32_10(block & U32, block >> SH32, zero, zero, k0 & U32, k1 & U32)
 
 
 def uniform24(w):
