@@ -199,12 +199,11 @@ def kl_grad_lv(g, lv, to32):
 
 # ----------------------------------------------------------------------------- CPU
 def _pow2_f32_cpu(k):
-    """:func:`pow2_f32` from the bits of 2^k, k clamped to [-200, 200] (NaN to -200): for
-    |k| <= 200 the power is the same exact value; beyond, p * 2^k is 0 or inf in float32
-    either way (p * 2^-200 < 2^-150 rounds to +0, p * 2^200 overflows), and a NaN p stays
-    the same NaN (p * 1.0 before, p * 2^-200 now)."""
+    """:func:`pow2_f32` from the bits of 2^k (k <= 1024 from exp_parts), k clamped below at
+    -200 (NaN to -200 too): for -200 <= k <= 1023 the power is the same exact value and
+    k = 1024 gives inf's bits, as pow2 does; below, p * 2^k is +0 in float32 either way
+    (p * 2^-200 < 2^-150), and a NaN p stays the same NaN (p * 1.0 before, p * 2^-200 now)."""
     k = k if k > -200.0 else -200.0
-    k = k if k < 200.0 else 200.0
     return bits_f64((np.int64(k) + 1023) << 52)
 
 
