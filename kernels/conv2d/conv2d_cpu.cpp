@@ -720,9 +720,13 @@ void forward(const T* x, const T* w, const T* bias, T* out, const pf::Conv2dPara
   if (p.N == 0) return;
   const i64 mb = cdiv(Kg, MR);
   // weights packed once: (G, mb, kred, MR)
-  Scratch<T> apack(G * mb * kred * MR, true);
+  // (pack_a writes every element, zero rows included; one job per MR-row panel)
+  Scratch<T> apack(G * mb * kred * MR);
 #pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
-  for (i64 g = 0; g < G; ++g) pack_a(w + g * Kg * kred, kred, 1, Kg, kred, apack.p + g * mb * kred * MR, kred, 0);
+  for (i64 gb = 0; gb < G * mb; ++gb) {
+    const i64 g = gb / mb, ib = gb % mb;
+    pack_a(w + (g * Kg + ib * MR) * kred, kred, 1, imin(MR, Kg - ib * MR), kred, apack.p + gb * kred * MR, kred, 0);
+  }
 #if defined(__AVX512F__)
   if (sizeof(T) == 4 && direct_ok(p)) {
     forward_direct(reinterpret_cast<const float*>(x), reinterpret_cast<const float*>(apack.p),
