@@ -86,6 +86,10 @@ def _cases(d):
     cases["ddim_step"][1]["pixelforge (out=)"] = lambda: S._step_cpu(
         flat["x"], flat["m"], o2[:1], o1, 0, np.uint64(0), np.uint64(0), np.uint64(0), kc["cs"], kc["cm"],
         -kc["r"], kc["r"], True, kc["px0"], kc["ps"], kc["pm"], kc["pn"])
+    # What bit-reproducibility costs: the same Philox words through a plain float32 libm
+    # Box-Muller and exp in Numba with fastmath (not reproducible across devices), preallocated.
+    cases["reparameterize"][1]["numba libm (out=, not reproducible)"] = lambda: _reparam_libm(
+        flat["mu"], flat["lv"], o1, o2, np.uint64(7), np.uint64(0))
     try:
         import torch
     except ImportError:
@@ -97,6 +101,42 @@ def _cases(d):
     cases["add_noise"][1]["torch"] = lambda: tca * tx + tcb * tn
     cases["ddim_step"][1]["torch"] = lambda: sap * torch.clamp((tx - sb * tm) / sa, -1, 1) + sbp * tm
     return cases
+
+
+def _reparam_libm(mu, lv, z, eps, k0, k1):
+    import math  # noqa: PLC0415
+    import numba  # noqa: PLC0415
+    from pixelforge.ops._numba import philox as P  # noqa: PLC0415
+    if "f" not in _LIBM:
+        words = P._words_span
+
+        @numba.njit(fastmath=True, error_model="numpy")
+        def bm(o, w0, w1, w2, w3):
+            for j in range(w0.shape[0]):
+                r0 = math.sqrt(np.float32(-2.0) * math.log(np.float32(1.0) - np.float32(w0[j] >> np.uint32(8)) *
+                                                            np.float32(2.0 ** -24)))
+                r2 = math.sqrt(np.float32(-2.0) * math.log(np.float32(1.0) - np.float32(w2[j] >> np.uint32(8)) *
+                                                            np.float32(2.0 ** -24)))
+                t1, t3 = np.float32(w1[j]) * np.float32(2 * np.pi / 2 ** 32), np.float32(w3[j]) * np.float32(2 * np.pi / 2 ** 32)
+                o[4 * j], o[4 * j + 1] = r0 * math.cos(t1), r0 * math.sin(t1)
+                o[4 * j + 2], o[4 * j + 3] = r2 * math.cos(t3), r2 * math.sin(t3)
+
+        @numba.njit(parallel=True, fastmath=True, error_model="numpy")
+        def run(mu, lv, z, eps, k0, k1):
+            for c in numba.prange(mu.shape[0] // 4096):  # (N is a multiple of 4096)
+                w0, w1, w2, w3 = (np.empty(1024, np.uint32), np.empty(1024, np.uint32), np.empty(1024, np.uint32),
+                                  np.empty(1024, np.uint32))
+                lo = c * 4096
+                words(w0, w1, w2, w3, np.uint64(lo // 4), k0, k1)
+                bm(eps[lo:lo + 4096], w0, w1, w2, w3)
+                for i in range(lo, lo + 4096):
+                    z[i] = mu[i] + math.exp(np.float32(0.5) * lv[i]) * eps[i]
+
+        _LIBM["f"] = run
+    _LIBM["f"](mu, lv, z, eps, k0, k1)
+
+
+_LIBM = {}
 
 
 def copy_rate(reps=5):
