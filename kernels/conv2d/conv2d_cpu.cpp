@@ -20,6 +20,16 @@
 // rows below AVX-512) or from clipped contiguous segments of input rows (stride 1). On
 // AVX-512, stride-1 output rows of ≤ 64 pixels are masked loads/stores with per-tap lane
 // masks (im2col and col2im), longer segments masked copies.
+// AVX-512 float special paths (same results to rounding, tested against the reference):
+//   small images     ≤ 64 input pixels, ≤ 16 outputs: a channel in four registers, each tap's
+//                    outputs picked by two permutes (gather_small_images).
+//   direct           stride 1, output rows of whole vectors (Q % 16 == 0): no im2col; B rows are
+//                    loads at per-tap offsets from a zero-padded copy of the tile's input rows
+//                    (forward_direct, ukernel_taps). Stride-1 backward-data runs it as the
+//                    forward of dy with the flipped, transposed weights (no col2im).
+//   weight gradient  stride 1, 32 output channels per block, ≥ 64 taps: outer products of dy
+//                    (pixel-major 32-channel blocks) and taps broadcast from padded x
+//                    (backward_weight_direct, ukernel_bw); no horizontal sums, deterministic.
 // Panel leading dimensions that are multiples of 512 bytes get one extra cache line
 // (padded_ld): power-of-two strides put a micro-kernel's rows into a few L1 sets.
 // Workspace: the packed weights plus per-thread panels sized by tiles, never by the batch.
