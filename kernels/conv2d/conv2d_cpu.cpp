@@ -607,10 +607,7 @@ Tiling make_tiling(i64 N, i64 PQ, i64 target, i64 outer) {
 template <class T>
 constexpr i64 padded_ld(i64 ld) { return (ld * i64(sizeof(T))) % 512 == 0 ? ld + 64 / i64(sizeof(T)) : ld; }
 
-#ifndef PF_KC
-#define PF_KC 256
-#endif
-constexpr i64 kKC = PF_KC;  // reduction block: one NR-wide B column panel fits L1
+constexpr i64 kKC = 256;  // reduction block: one NR-wide B column panel fits L1
 
 // ---------------------------------------------------------------- forward, direct
 // AVX-512 float, stride 1, output rows of whole vectors (Q % 16 == 0): no im2col. A job
@@ -621,9 +618,7 @@ constexpr i64 kKC = PF_KC;  // reduction block: one NR-wide B column panel fits 
 // The B data a k-block touches (~28 channels × a few rows) stays in L1 instead of a
 // 256-row im2col panel in L2. Also runs stride-1 backward-data (a forward over dy with the
 // flipped, transposed weights; see backward_data).
-#ifndef PF_DKC
-#define PF_DKC 384
-#endif
+constexpr i64 kDKC = 384;  // the direct path's reduction block (swept 64..1152 on C)
 #if defined(__AVX512F__)
 inline bool direct_ok(const pf::Conv2dParams& p) {
   if (p.stride_h != 1 || p.stride_w != 1 || p.Q % 16 != 0 || p.P * p.Q < 32) return false;
@@ -674,6 +669,16 @@ inline void pad_rows(float* __restrict d, const float* __restrict xc, const pf::
   }
 }
 
+// off[kk] for tap kk = (c, r, s) of a group: its offset in a padded buffer of channel stride
+// CS and row stride Wp (stride 1: the tap of output pixel (p, q) is at p·Wp + q + off[kk]).
+inline void tap_offsets(const pf::Conv2dParams& p, i64 CS, i64 Wp, int* off) {
+  const i64 RS = p.R * p.S, kred = (p.C / p.groups) * RS;
+  for (i64 kk = 0; kk < kred; ++kk) {
+    const i64 c = kk / RS, r = (kk % RS) / p.S, s = kk % p.S;
+    off[kk] = int(c * CS + r * p.dil_h * Wp + s * p.dil_w);
+  }
+}
+
 // apack: the weights packed as forward packs them, (G, mb, kred, MR).
 inline void forward_direct(const float* x, const float* apack, const float* bias, float* out,
                            const pf::Conv2dParams& p) {
@@ -687,11 +692,8 @@ inline void forward_direct(const float* x, const float* apack, const float* bias
   const i64 tiles = cdiv(p.P, tr), jobs = p.N * G * tiles;
   const i64 Wp = Q + p.dil_w * (p.S - 1), Hr = tr + p.dil_h * (p.R - 1), CS = Hr * Wp;
   Scratch<int> off(kred);
-  for (i64 kk = 0; kk < kred; ++kk) {
-    const i64 c = kk / RS, r = (kk % RS) / p.S, s = kk % p.S;
-    off.p[kk] = int(c * CS + r * p.dil_h * Wp + s * p.dil_w);
-  }
-  const i64 kc_max = imin(kred, i64(PF_DKC));
+  tap_offsets(p, CS, Wp, off.p);
+  const i64 kc_max = imin(kred, kDKC);
 #pragma omp parallel if (jobs > 1 && p.N * p.K * PQ * kred > 32768)
   {
     Scratch<float> xp(Cg * CS);
@@ -963,11 +965,8 @@ inline void backward_weight_direct(const float* x, const float* dy, float* dw, c
   Scratch<float> xp(nch * p.C * CS), dyt(nch * PQ * p.K);
   Scratch<float> dwt(G * kred * Kg);  // (G, kred, Kg)
   Scratch<int> off(kred);
-  for (i64 kk = 0; kk < kred; ++kk) {
-    const i64 c = kk / RS, r = (kk % RS) / p.S, s = kk % p.S;
-    off.p[kk] = int(c * CS + r * p.dil_h * Wp + s * p.dil_w);
-  }
-  // jobs: (group, 32 channels, tap range of ~kWCols taps rounded to 8), more ranges if the
+  tap_offsets(p, CS, Wp, off.p);
+  // jobs: (group, 32 channels, tap range of ~256 taps rounded to 8), more ranges if the
   // threads would starve
   const i64 kt = Kg / 32, want = 2 * max_threads();
   i64 ntr = cdiv(kred, 256);
@@ -976,6 +975,8 @@ inline void backward_weight_direct(const float* x, const float* dy, float* dw, c
   ntr = cdiv(kred, trw);
   const i64 jobs = G * kt * ntr;
   const bool par = p.N * p.K * PQ * kred > 32768;
+  const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(int(PQ)));  // 16 channel rows of dy
   for (i64 n0 = 0; n0 < p.N; n0 += nch) {
     const i64 nn = imin(nch, p.N - n0);
 #pragma omp parallel for schedule(static) if (par)
@@ -985,8 +986,6 @@ inline void backward_weight_direct(const float* x, const float* dy, float* dw, c
     for (i64 jt = 0; jt < nn * (p.K / 32); ++jt) {  // dyt (image, K/32, pixel, 32): contiguous blocks
       const float* src = dy + (n0 * p.K + jt * 32) * PQ;  // (since jt = i*(K/32) + k-tile)
       float* d = dyt.p + jt * PQ * 32;
-      const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                              _mm512_set1_epi32(int(PQ)));
       for (i64 t = 0; t < PQ; ++t) {  // one pixel's 32 channels: two 16-lane gathers down the rows
         _mm512_storeu_ps(d + t * 32, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, rows, src + t, 4));
         _mm512_storeu_ps(d + t * 32 + 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, rows, src + 16 * PQ + t, 4));
