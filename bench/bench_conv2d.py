@@ -7,7 +7,9 @@ NumPy reference, on the issue's shapes:
     E) conv_transpose2d N=128, 128→64, 4×4→8×8, k4 s2 p1
 
     pytest bench/bench_conv2d.py --benchmark-only          (pytest-benchmark; GFLOP/s in extra_info)
-    python bench/bench_conv2d.py [--ref] [--rounds 7]      (one process, interleaved, medians, ratios)
+    python bench/bench_conv2d.py [--ref] [--rounds 7] [--shapes AC]
+        one process, interleaved, medians, ratios; after each shape's passes a
+        "backward (data + weight)" row: the two backward medians summed, the issue's backward target
     OMP_WAIT_POLICY=passive python bench/bench_conv2d.py        (fairer on a shared machine: idle
         OpenMP workers of one library then do not spin on the cores the other one needs)
     OMP_NUM_THREADS=1 python bench/bench_conv2d.py --single [--rounds 5]
@@ -147,8 +149,10 @@ def main(argv):
           f"{2 * 2048 ** 3 / np.median(ts[1:]) / 1e9:.1f} GFLOP/s (stretch goal for A forward: 75% of it)\n")
     print("| shape | pass | pixelforge GFLOP/s | torch GFLOP/s | ratio pf/torch |" + (" ref GFLOP/s |" if with_ref else ""))
     print("|---|---|---:|---:|---:|" + ("---:|" if with_ref else ""))
-    for name in SHAPES:
+    only = argv[argv.index("--shapes") + 1] if "--shapes" in argv else "".join(SHAPES)
+    for name in [n for n in SHAPES if n in only]:
         pr = problem(name)
+        back = {}
         for pas in PASSES:
             fns = {"pf": pf_fn(pr, pas, "cpu")}
             if torch is not None:
@@ -161,6 +165,14 @@ def main(argv):
                 tr = _median_interleaved({"ref": pf_fn(pr, pas, "ref")}, 1)["ref"]
                 row += f" {pr['flops'] / tr / 1e9:.2f} |"
             print(row, flush=True)
+            if pas.startswith("backward") and "torch" in t:
+                back[pas] = t
+        if len(back) == 2:
+            pf_t = sum(v["pf"] for v in back.values())
+            torch_t = sum(v["torch"] for v in back.values())
+            print(f"| {name} | backward (data + weight) | {2 * pr['flops'] / pf_t / 1e9:.1f} | "
+                  f"{2 * pr['flops'] / torch_t / 1e9:.1f} | {torch_t / pf_t:.2f} |" + (" |" if with_ref else ""),
+                  flush=True)
 
 
 if __name__ == "__main__":
