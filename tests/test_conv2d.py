@@ -448,6 +448,48 @@ def test_weight_gradient_32_channel_blocks_against_ref(impl, seed):
                  scale=_scale(N * out.shape[2] * out.shape[3]))
 
 
+# (N, C, K, H, W, R, S, stride, pad, groups): strided backward-data by phases — stride-2 k4 (the
+# D/E bench geometry, rows zipped on AVX-512), odd widths, unequal strides, 1×1 kernels (phases
+# no tap reaches), widths past one vector, groups, and a pad beyond the kernel's reach (a
+# phase would need a negative pad: the general path).
+PHASE_CASES = [
+    (3, 6, 8, 8, 8, 4, 4, (2, 2), (1, 1), 1),
+    (2, 4, 6, 9, 7, 3, 3, (2, 2), (1, 1), 2),
+    (2, 5, 3, 11, 13, 3, 5, (2, 3), (1, 2), 1),
+    (2, 3, 4, 7, 9, 1, 1, (2, 2), (0, 0), 1),
+    (1, 3, 5, 20, 34, 4, 4, (2, 2), (1, 1), 1),
+    (2, 4, 4, 10, 10, 3, 3, (2, 2), (2, 2), 2),
+    (2, 6, 6, 9, 9, 3, 3, (3, 3), (1, 1), 3),
+]
+
+
+@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("case", PHASE_CASES, ids=lambda c: "x".join(map(str, c[:7])) + f"-s{c[7]}-p{c[8]}-g{c[9]}")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_strided_backward_data_phases_against_ref(impl, case, dtype):
+    """Stride > 1 backward-data (and conv_transpose2d's forward, the same pass) computed as
+    one stride-1 forward per output phase, against the float64 reference, with many images so
+    the jobs hold several whole images; a non-contiguous dy."""
+    N, C, K, H, W, R, S, st, pad, groups = case
+    g = rng(6000 + sum(map(hash, map(str, case))) % 1000)
+    N *= 9
+    kw = dict(stride=st, padding=pad, groups=groups)
+    x64 = g.standard_normal((N, C, H, W))
+    w64 = g.standard_normal((K, C // groups, R, S))
+    out = OPS.conv2d(x64, w64, None, **kw, impl="ref")
+    gy = g.standard_normal(out.shape)
+    dx_want, _, _ = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref", needs=(True, False, False))
+    cfg = f"N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}"
+    dx, _, _ = OPS.conv2d_backward(noncontig(gy.astype(dtype)), x64.astype(dtype), w64.astype(dtype), **kw,
+                                   impl=impl, needs=(True, False, False))
+    assert dx.dtype == np.dtype(dtype)
+    assert_close(dx, dx_want, dtype, "dx " + cfg, scale=_scale(K // groups * R * S))
+    if groups == 1:  # conv_transpose2d(gy, w) is this dx wherever its output size is unambiguous
+        op = tuple((h + 2 * p - k) % s for h, p, k, s in zip((H, W), pad, (R, S), st))
+        y = OPS.conv_transpose2d(gy.astype(dtype), w64.astype(dtype), None, st, pad, op, impl=impl)
+        assert_close(y, dx_want, dtype, "conv_transpose2d " + cfg, scale=_scale(K * R * S))
+
+
 # ----------------------------------------------------------------------------- errors
 def _good():
     g = rng(0)
