@@ -7,6 +7,10 @@
 //                    or several whole small images (so 4×4 outputs still fill the kernel).
 //   backward-data    dcol (CgRS × cols) = W_gᵀ · dy_g, then col2im (scatter-add) into dx.
 //                    OpenMP over (images, group, channel block): a job owns its dx rows.
+//                    Stride > 1 (dilation 1): by phases instead — each of the stride_h·stride_w
+//                    phases of dx is a stride-1 forward GEMM of dy with a flipped sub-kernel, a
+//                    job runs all phases for whole images and writes dx once, interleaved
+//                    (backward_data_phases; conv_transpose2d's forward is this pass).
 //   backward-weight  dW_g (Kg × CgRS) = Σ dy_g · colᵀ over (image, pixel) chunks, OpenMP
 //                    over (group, row block, column block) of dW. Both operands keep the
 //                    pixel index contiguous, so a dot-product micro-kernel consumes them
