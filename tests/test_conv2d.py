@@ -448,6 +448,46 @@ def test_weight_gradient_32_channel_blocks_against_ref(impl, seed):
                  scale=_scale(N * out.shape[2] * out.shape[3]))
 
 
+# (N, Cg, Kg, P, Q, pad, groups): 3×3 stride-1 convolutions the Winograd F(2×2, 3×3) path takes
+# on AVX-512 (float32, Q % 16 == 0, P even, >= 32 channels in and out per group): one band or
+# several, a tile-chunk count per row that is odd (vector pairs straddle tile rows), 128-tile
+# jobs (padded leading dimension), output channels not a multiple of the 8-row panel,
+# asymmetric and zero padding, groups.
+WINOGRAD_CASES = [
+    (2, 32, 32, 16, 16, (1, 1), 1),
+    (1, 64, 40, 16, 48, (1, 1), 1),
+    (2, 32, 36, 16, 32, (1, 1), 2),
+    (3, 33, 32, 8, 16, (0, 1), 1),
+    (1, 40, 48, 10, 32, (2, 1), 1),
+    (2, 128, 128, 8, 16, (1, 1), 1),
+]
+
+
+@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "-".join(map(str, c[:5])) + f"-p{c[5]}-g{c[6]}")
+def test_winograd_3x3_against_ref(impl, case):
+    """The forward (with bias, a non-contiguous x) and the backward-data pass (a forward with
+    flipped weights, the same path when dx's rows qualify) against float64."""
+    N, Cg, Kg, P, Q, pad, groups = case
+    g = rng(7000 + WINOGRAD_CASES.index(case))
+    H, W = P + 2 - 2 * pad[0], Q + 2 - 2 * pad[1]
+    C, K = Cg * groups, Kg * groups
+    kw = dict(stride=1, padding=pad, groups=groups)
+    x64 = g.standard_normal((N, C, H, W))
+    w64 = g.standard_normal((K, Cg, 3, 3))
+    b64 = g.standard_normal(K)
+    want = OPS.conv2d(x64, w64, b64, **kw, impl="ref")
+    assert want.shape[2:] == (P, Q)
+    cfg = f"N={N} C={C} K={K} {H}x{W} {kw}"
+    got = OPS.conv2d(noncontig(x64.astype(np.float32)), w64.astype(np.float32), b64.astype(np.float32), **kw, impl=impl)
+    assert_close(got, want, "float32", cfg, scale=_scale(Cg * 9))
+    gy = g.standard_normal(want.shape)
+    dx_want, _, _ = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref", needs=(True, False, False))
+    dx, _, _ = OPS.conv2d_backward(gy.astype(np.float32), x64.astype(np.float32), w64.astype(np.float32), **kw,
+                                   impl=impl, needs=(True, False, False))
+    assert_close(dx, dx_want, "float32", "dx " + cfg, scale=_scale(Kg * 9))
+
+
 # (N, C, K, H, W, R, S, stride, pad, groups): strided backward-data by phases — stride-2 k4 (the
 # D/E bench geometry, rows zipped on AVX-512), odd widths, unequal strides, 1×1 kernels (phases
 # no tap reaches), widths past one vector, groups, and a pad beyond the kernel's reach (a
