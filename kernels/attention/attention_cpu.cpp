@@ -216,8 +216,18 @@ void forward_core(const typename V::T* q, const typename V::T* k, const typename
         }
         for (i64 r0 = rs; r0 < Np; r0 += W) {
           const typename V::R mold = V::load(m + r0);
-          typename V::R mx = mold;
-          for (i64 c = 0; c < n; ++c) mx = V::max(V::load(St + c * kBM + r0), mx);
+          // four independent chains: one max per key would wait on the previous (latency 4)
+          typename V::R mx0 = mold, mx1 = mold, mx2 = mold, mx3 = mold;
+          i64 c = 0;
+          for (; c + 4 <= n; c += 4) {
+            mx0 = V::max(V::load(St + c * kBM + r0), mx0);
+            mx1 = V::max(V::load(St + (c + 1) * kBM + r0), mx1);
+            mx2 = V::max(V::load(St + (c + 2) * kBM + r0), mx2);
+            mx3 = V::max(V::load(St + (c + 3) * kBM + r0), mx3);
+          }
+          for (; c < n; ++c) mx0 = V::max(V::load(St + c * kBM + r0), mx0);
+          // (a NaN score never enters a chain: max(x, m) keeps m when x is NaN, as before)
+          const typename V::R mx = V::max(V::max(mx0, mx1), V::max(mx2, mx3));
           typename V::R s = V::zero();
           for (i64 c = 0; c < n; ++c) {
             const typename V::R e = V::exp2(V::sub(V::load(St + c * kBM + r0), mx));
