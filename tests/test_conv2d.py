@@ -261,18 +261,22 @@ def test_larger_problem_matches_reference(impl):
 def test_backward_weight_deterministic_across_threads():
     if "cpu" not in FAST:
         pytest.skip("cpu impl not built")
+    # the GEMM path, the 32-channel direct weight gradient, the Winograd one (11 images: six
+    # image blocks, the last of one image)
     code = """
-        import numpy as np, pixelforge as pf
+        import hashlib, numpy as np, pixelforge as pf
         g = np.random.default_rng(3)
-        x = g.standard_normal((5, 12, 17, 19)).astype(np.float32)
-        w = g.standard_normal((20, 12, 3, 3)).astype(np.float32)
-        gy = g.standard_normal((5, 20, 17, 19)).astype(np.float32)
-        dx, dw, db = pf.ops.conv2d_backward(gy, x, w, padding=1, impl="cpu")
-        print(np.concatenate([dx.ravel(), dw.ravel(), db.ravel()]).tobytes().hex()[:20000])
+        for n, c, k, h, w_ in [(5, 12, 20, 17, 19), (3, 8, 32, 12, 12), (11, 32, 64, 16, 16)]:
+            x = g.standard_normal((n, c, h, w_)).astype(np.float32)
+            w = g.standard_normal((k, c, 3, 3)).astype(np.float32)
+            gy = g.standard_normal((n, k, h, w_)).astype(np.float32)
+            dx, dw, db = pf.ops.conv2d_backward(gy, x, w, padding=1, impl="cpu")
+            print(hashlib.sha256(np.concatenate([dx.ravel(), dw.ravel(), db.ravel()]).tobytes()).hexdigest())
     """
     a = run_python(code, env={"OMP_NUM_THREADS": "1"})
     b = run_python(code, env={"OMP_NUM_THREADS": "2"})
-    assert a == b
+    c = run_python(code, env={"OMP_NUM_THREADS": "3"})
+    assert a == b == c
 
 
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
@@ -452,9 +456,11 @@ def test_weight_gradient_32_channel_blocks_against_ref(impl, seed):
 # on AVX-512 (float32, Q % 16 == 0, P even, >= 32 channels in and out per group): one band or
 # several, a tile-chunk count per row that is odd (vector pairs straddle tile rows), 128-tile
 # jobs (padded leading dimension), output channels not a multiple of the 8-row panel,
-# asymmetric and zero padding, groups.
+# asymmetric and zero padding, groups, 11 images (weight gradient: six image blocks).
 WINOGRAD_CASES = [
     (2, 32, 32, 16, 16, (1, 1), 1),
+    (11, 32, 64, 8, 48, (1, 1), 1),
+    (3, 40, 32, 4, 32, (1, 0), 2),
     (1, 64, 40, 16, 48, (1, 1), 1),
     (2, 32, 36, 16, 32, (1, 1), 2),
     (3, 33, 32, 8, 16, (0, 1), 1),
@@ -466,8 +472,10 @@ WINOGRAD_CASES = [
 @pytest.mark.parametrize("impl", FAST)
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "-".join(map(str, c[:5])) + f"-p{c[5]}-g{c[6]}")
 def test_winograd_3x3_against_ref(impl, case):
-    """The forward (with bias, a non-contiguous x) and the backward-data pass (a forward with
-    flipped weights, the same path when dx's rows qualify) against float64."""
+    """The forward (with bias, a non-contiguous x), the backward-data pass (a forward with
+    flipped weights, the same path when dx's rows qualify) and the weight gradient (Winograd
+    too when the output channels per group are a multiple of 32: image blocks, several when
+    N > 8) against float64."""
     N, Cg, Kg, P, Q, pad, groups = case
     g = rng(7000 + WINOGRAD_CASES.index(case))
     H, W = P + 2 - 2 * pad[0], Q + 2 - 2 * pad[1]
@@ -486,6 +494,10 @@ def test_winograd_3x3_against_ref(impl, case):
     dx, _, _ = OPS.conv2d_backward(gy.astype(np.float32), x64.astype(np.float32), w64.astype(np.float32), **kw,
                                    impl=impl, needs=(True, False, False))
     assert_close(dx, dx_want, "float32", "dx " + cfg, scale=_scale(Kg * 9))
+    _, dw_want, _ = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref", needs=(False, True, False))
+    _, dw, _ = OPS.conv2d_backward(gy.astype(np.float32), noncontig(x64.astype(np.float32)), w64.astype(np.float32),
+                                   **kw, impl=impl, needs=(False, True, False))
+    assert_close(dw, dw_want, "float32", "dw " + cfg, scale=_scale(N * P * Q))
 
 
 # (N, C, K, H, W, R, S, stride, pad, groups): strided backward-data by phases — stride-2 k4 (the

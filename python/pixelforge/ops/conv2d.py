@@ -9,8 +9,9 @@
 Implementations: ``cpu`` (kernels/conv2d/conv2d_cpu.cpp: packed im2col panels feeding a
 register-blocked AVX-512 / AVX2+FMA / portable micro-kernel, OpenMP, float32/float64; on
 AVX-512, float32 3×3 stride-1 layers with >= 32 channels per group run Winograd F(2×2, 3×3)
-in the forward and backward-data passes (float32 error ~1.5× the direct path's, measured against
-float64; not bit-identical to it) and stride > 1 backward-data runs per output phase),
+in all three passes (forward/backward-data float32 error ~1.5× the direct path's, weight
+gradient's below torch's, measured against float64; not bit-identical to the direct path) and
+stride > 1 backward-data runs per output phase),
 ``cuda`` (kernels/conv2d/conv2d_cuda.cu: implicit GEMM with shared-memory tiles, tensor
 cores for float16/bfloat16; float32/float16/bfloat16 on CuPy arrays), ``ref``
 (ops/_ref/conv2d.py). A 3-D x (C, H, W) is treated as a batch of one, as torch does.
