@@ -751,7 +751,9 @@ inline i64 winograd_band(const pf::Conv2dParams& p) {  // tile rows per job; 0: 
   if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1) return 0;
   if (p.Q % 16 != 0 || p.P % 2 != 0 || Cg < 32 || Kg < 32) return 0;
   if (i64(p.C) * (p.P + 2) * (p.Q + 2) >= (i64(1) << 31)) return 0;
-  const i64 Pt = p.P / 2, nch = p.Q / 16, cmax = imin(kWinoCols, imax(32, (i64(1) << 18) / Cg));
+  // workspace bounds: U (16·K·Cg floats) ≤ 16 MiB; a thread's V + M (16·(Cg + Kg)·tiles) ≤ 4 MiB
+  if (16 * p.K * Cg > (i64(1) << 22)) return 0;
+  const i64 Pt = p.P / 2, nch = p.Q / 16, cmax = imin(kWinoCols, (i64(1) << 16) / (Cg + rup(Kg, 8)));
   for (i64 bt = Pt; bt >= 1; --bt)  // whole 32-tile panels, bands that divide the tile rows
     if (Pt % bt == 0 && bt * nch % 4 == 0 && bt * nch * 8 <= cmax) return bt;
   return 0;
