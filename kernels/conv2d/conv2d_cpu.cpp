@@ -658,6 +658,12 @@ inline void ukernel_taps(i64 kc, const float* __restrict a, const float* b0, con
   store_acc<float>(acc, c, ldc, m, n, row_init, accumulate);
 }
 
+// lanes i·s, i = 0..15: gather/scatter offsets of 16 rows (channels) s floats apart
+inline __m512i lane_multiples(i64 s) {
+  return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                            _mm512_set1_epi32(int(s)));
+}
+
 // Rows [h0, h0 + hr) of channel xc (H × W) zero-padded into d (hr × Wp): padded row i is
 // input row h0 + i - pad_top, padded col j input col j - pad_left (0 outside the input).
 inline void pad_rows(float* __restrict d, const float* __restrict xc, const pf::Conv2dParams& p, i64 h0, i64 hr,
@@ -1111,44 +1117,23 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
   if (p.N == 0) return;
 #if defined(__AVX512F__)
   // Stride 1: dx is the forward convolution of dy with the flipped, transposed weights
-  // (dx[c, h, w] = Σ dy[k, h + pt − r·dh, w + pl − s·dw] · w[k, c, r, s]) — the direct path,
-  // with no col2im, when dx rows are whole vectors and the pads are inside the kernel extent.
+  // (dx[c, h, w] = Σ dy[k, h + pt − r·dh, w + pl − s·dw] · w[k, c, r, s]) — the forward's
+  // Winograd or direct path, with no col2im, when dx rows are whole vectors and the pads are
+  // inside the kernel extent.
   if (sizeof(T) == 4 && p.stride_h == 1 && p.stride_w == 1) {
     pf::Conv2dParams q = p;
     q.C = p.K; q.H = p.P; q.W = p.Q; q.K = p.C; q.P = p.H; q.Q = p.W;
     q.pad_top = p.dil_h * (p.R - 1) - p.pad_top;
     q.pad_left = p.dil_w * (p.S - 1) - p.pad_left;
-    const i64 bt = q.pad_top >= 0 && q.pad_left >= 0 ? winograd_band(q) : 0;
-    if (bt) {  // flipped, transposed weights (C, Kg, 3, 3): w'[g·Cg + c][k][r][s] = w[g·Kg + k][c][2−r][2−s]
-      Scratch<float> wq(p.C * Kg * 9);
-      const float* wf = reinterpret_cast<const float*>(w);
-#pragma omp parallel for schedule(static) if (p.K * Cg > 4096)
+    if (q.pad_top >= 0 && q.pad_left >= 0 && (winograd_band(q) || direct_ok(q))) {
+      // flipped, transposed weights (C, Kg, R, S): w'[g·Cg + c][k][r][s] = w[g·Kg + k][c][R−1−r][S−1−s]
+      Scratch<T> wq(p.C * Kg * RS);
+#pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
       for (i64 gc = 0; gc < p.C; ++gc)
         for (i64 k = 0; k < Kg; ++k)
-          for (int rs = 0; rs < 9; ++rs)
-            wq.p[(gc * Kg + k) * 9 + rs] = wf[((gc / Cg * Kg + k) * Cg + gc % Cg) * 9 + 8 - rs];
-      forward_winograd(reinterpret_cast<const float*>(dy), wq.p, nullptr, reinterpret_cast<float*>(dx), q, bt);
-      return;
-    }
-    if (q.pad_top >= 0 && q.pad_left >= 0 && direct_ok(q)) {
-      constexpr int MRf = 8;
-      const i64 mbq = cdiv(Cg, MRf), kq = Kg * RS;
-      // packed (G, mbq, kq, MR): row c, step (k, r', s') = w[k, c, R-1-r', S-1-s']
-      Scratch<float> aq(G * mbq * kq * MRf);
-      const float* wf = reinterpret_cast<const float*>(w);
-#pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
-      for (i64 gb = 0; gb < G * mbq; ++gb) {
-        const i64 g = gb / mbq, ib = gb % mbq;
-        float* d = aq.p + gb * kq * MRf;
-        for (i64 kk = 0; kk < kq; ++kk) {
-          const i64 k = kk / RS, rs = RS - 1 - kk % RS;
-          for (int m = 0; m < MRf; ++m) {
-            const i64 c = ib * MRf + m;
-            d[kk * MRf + m] = c < Cg ? wf[((g * Kg + k) * Cg + c) * RS + rs] : 0.f;
-          }
-        }
-      }
-      forward_direct(reinterpret_cast<const float*>(dy), aq.p, nullptr, reinterpret_cast<float*>(dx), q);
+          for (i64 rs = 0; rs < RS; ++rs)
+            wq.p[(gc * Kg + k) * RS + rs] = w[((gc / Cg * Kg + k) * Cg + gc % Cg) * RS + RS - 1 - rs];
+      forward(dy, wq.p, static_cast<const T*>(nullptr), dx, q);  // takes the Winograd or direct path
       return;
     }
   }
@@ -1295,8 +1280,7 @@ inline void backward_weight_direct(const float* x, const float* dy, float* dw, c
   ntr = cdiv(kred, trw);
   const i64 jobs = G * kt * ntr;
   const bool par = p.N * p.K * PQ * kred > 32768;
-  const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                          _mm512_set1_epi32(int(PQ)));  // 16 channel rows of dy
+  const __m512i rows = lane_multiples(PQ);  // 16 channel rows of dy
   for (i64 n0 = 0; n0 < p.N; n0 += nch) {
     const i64 nn = imin(nch, p.N - n0);
 #pragma omp parallel for schedule(static) if (par)
@@ -1366,8 +1350,7 @@ inline void backward_weight_winograd(const float* x, const float* dy, float* dw,
   const i64 Wp = Q + 2, Hp = p.P + 2, nch = Q / 16, Ti = p.P / 2 * (Q / 2), kb_all = p.K / 32;
   const i64 bsz = cdiv(p.N, nblk), nb = cdiv(p.N, bsz), usz = 16 * p.C * Kg;  // dU: (ξ, G, Cg, Kg)
   Scratch<float> dU(nb * usz);
-  const __m512i chan = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                          _mm512_set1_epi32(int(PQ)));  // 16 channels of dy
+  const __m512i chan = lane_multiples(PQ);  // 16 channels of dy
 #pragma omp parallel if (nb > 1 && p.N * p.K * PQ * Cg * 9 > 32768)
   {
     Scratch<float> xp(Hp * Wp), V(16 * p.C * Ti), Y(16 * p.K * Ti);
@@ -1425,12 +1408,11 @@ inline void backward_weight_winograd(const float* x, const float* dy, float* dw,
   }
   const bool par = p.N * p.K * PQ * Cg * 9 > 32768;
   // dw[g·Kg + k][c] = Gᵀ dU[·][g][c][k] G, 16 output channels a vector
+  const __m512i wstride = lane_multiples(Cg * 9);
+  const __m512 half = _mm512_set1_ps(0.5f);
 #pragma omp parallel for schedule(static) if (par)
   for (i64 gc = 0; gc < p.C; ++gc) {
     const i64 g = gc / Cg, c = gc % Cg;
-    const __m512i wstride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(int(Cg * 9)));
-    const __m512 half = _mm512_set1_ps(0.5f);
     for (i64 k0 = 0; k0 < Kg; k0 += 16) {
       __m512 u[16];
       for (int xi = 0; xi < 16; ++xi) u[xi] = _mm512_loadu_ps(dU.p + ((xi * G + g) * Cg + c) * Kg + k0);
