@@ -262,11 +262,11 @@ def test_backward_weight_deterministic_across_threads():
     if "cpu" not in FAST:
         pytest.skip("cpu impl not built")
     # the GEMM path, the 32-channel direct weight gradient, the Winograd one (11 images: six
-    # image blocks, the last of one image)
+    # image blocks, the last of one image), the few-taps one (3 input channels, 11 images)
     code = """
         import hashlib, numpy as np, pixelforge as pf
         g = np.random.default_rng(3)
-        for n, c, k, h, w_ in [(5, 12, 20, 17, 19), (3, 8, 32, 12, 12), (11, 32, 64, 16, 16)]:
+        for n, c, k, h, w_ in [(5, 12, 20, 17, 19), (3, 8, 32, 12, 12), (11, 32, 64, 16, 16), (11, 3, 13, 20, 21)]:
             x = g.standard_normal((n, c, h, w_)).astype(np.float32)
             w = g.standard_normal((k, c, 3, 3)).astype(np.float32)
             gy = g.standard_normal((n, k, h, w_)).astype(np.float32)
@@ -440,6 +440,39 @@ def test_weight_gradient_32_channel_blocks_against_ref(impl, seed):
     N, H, W = int(g.integers(1, 4)), int(g.integers(8, 20)), int(g.integers(8, 20))
     if seed == 0:   # ~0.7M floats of padded x + transposed dy per image: 3 images per 8 MiB chunk
         N, C, K, H, W, R, S, dil, pad, groups = 4, 8, 32, 130, 130, 3, 3, (1, 1), (1, 1), 1
+    kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
+    x64 = g.standard_normal((N, C, H, W))
+    w64 = g.standard_normal((K, C // groups, R, S))
+    out = OPS.conv2d(x64, w64, None, **kw, impl="ref")
+    gy = g.standard_normal(out.shape)
+    _, dw_want, _ = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref", needs=(False, True, False))
+    _, dw, _ = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), noncontig(x64.astype(np.float32)),
+                                   w64.astype(np.float32), **kw, impl=impl, needs=(False, True, False))
+    assert_close(dw, dw_want, "float32", f"dw N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}",
+                 scale=_scale(N * out.shape[2] * out.shape[3]))
+
+
+@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("seed", range(8))
+def test_weight_gradient_few_taps_against_ref(impl, seed):
+    """Stride-1 weight gradients with few taps per group (a first layer: 1-3 input channels,
+    kernels up to 7 wide; AVX-512: NC output channels x one kernel row's taps as lane
+    accumulators, fixed image blocks): row tails of every length, output channel counts not a
+    multiple of the channel block, dilation, asymmetric padding, groups, up to 11 images
+    (several image blocks, the last partial), non-contiguous inputs, against float64."""
+    g = rng(5400 + seed)
+    while True:
+        R, S = int(g.integers(1, 6)), int(g.integers(1, 8))
+        Cg = int(g.integers(1, 4))
+        if Cg * R * S < 96:
+            break
+    dil = (int(g.integers(1, 3)), int(g.integers(1, 3)))
+    pad = (int(g.integers(0, 4)), int(g.integers(0, 4)))
+    groups = int(g.choice([1, 1, 2]))
+    C, K = Cg * groups, groups * int(g.integers(1, 15))
+    N, H, W = int(g.integers(1, 12)), int(g.integers(8, 24)), int(g.integers(12, 40))
+    if seed == 0:  # the train-step bench's first layer, 11 images (six image blocks)
+        N, C, K, H, W, R, S, dil, pad, groups = 11, 3, 16, 32, 32, 3, 3, (1, 1), (1, 1), 1
     kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
     x64 = g.standard_normal((N, C, H, W))
     w64 = g.standard_normal((K, C // groups, R, S))
