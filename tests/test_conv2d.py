@@ -464,7 +464,7 @@ def test_weight_gradient_few_taps_against_ref(impl, seed):
     while True:
         R, S = int(g.integers(1, 6)), int(g.integers(1, 8))
         Cg = int(g.integers(1, 4))
-        if Cg * R * S < 96:
+        if Cg * R * S < 64:
             break
     dil = (int(g.integers(1, 3)), int(g.integers(1, 3)))
     pad = (int(g.integers(0, 4)), int(g.integers(0, 4)))

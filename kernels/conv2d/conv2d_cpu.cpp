@@ -39,7 +39,7 @@
 //   weight gradient  stride 1, 32 output channels per block, ≥ 64 taps: outer products of dy
 //                    (pixel-major 32-channel blocks) and taps broadcast from padded x
 //                    (backward_weight_direct, ukernel_bw); no horizontal sums, deterministic.
-//   few taps         stride 1, < 96 taps per group, kernel width ≤ 7 (first layers): weight
+//   few taps         stride 1, < 64 taps per group, kernel width ≤ 7 (first layers): weight
 //                    gradient as NC channels × one kernel row's taps of 16-lane accumulators
 //                    over padded x planes, fixed image blocks (backward_weight_small).
 // Panel leading dimensions that are multiples of 512 bytes get one extra cache line
@@ -1452,7 +1452,7 @@ inline void backward_weight_winograd(const float* x, const float* dy, float* dw,
 // so the bits do not depend on the thread count.
 inline i64 bw_small_blocks(const pf::Conv2dParams& p) {  // image blocks; 0: not this path
   const i64 Cg = p.C / p.groups, RS = p.R * p.S;
-  if (p.stride_h != 1 || p.stride_w != 1 || p.S > 7 || Cg * RS >= 96) return 0;
+  if (p.stride_h != 1 || p.stride_w != 1 || p.S > 7 || Cg * RS >= 64) return 0;
   if (p.N < 1 || p.Q < 8 || p.P * p.Q < 64) return 0;  // few pixels: lanes idle, the GEMM path is fine
   const i64 Hp = p.P + p.dil_h * (p.R - 1), Wp = p.Q + p.dil_w * (p.S - 1);
   if (Hp * Wp > (i64(1) << 16)) return 0;  // one padded plane in L1 / L2
