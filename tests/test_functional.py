@@ -115,9 +115,17 @@ def test_linear(xshape, bias):
                   *[a.astype(np.float32) for a in args])
 
 
-@pytest.fixture(params=["numba", "vectorized"])
+@pytest.fixture(params=["cpp", "numba", "vectorized"])
 def norm_path(request, monkeypatch):
-    """Run the norms through the fused Numba kernels (serial and prange) or the vectorized pass."""
+    """Run the norms through the C++ GroupNorm kernels (LayerNorm: Numba), the fused Numba
+    kernels (serial and prange) or the vectorized pass."""
+    if request.param == "cpp":
+        if F._cpp_norm() is None:
+            pytest.skip("pixelforge._cpu not built")
+        if F._numba_norm() is None:
+            pytest.skip("numba not installed")  # LayerNorm under this path
+        return request.param
+    monkeypatch.setitem(F._NORM, "cpp", None)
     if request.param == "vectorized":
         monkeypatch.setitem(F._NORM, "mod", None)
     else:
@@ -162,6 +170,85 @@ def test_group_norm_fused_activation(act, alpha, norm_path):
     fused = F.group_norm(pf.Tensor(x), 2, w, b, act=act, alpha=alpha).numpy()
     plain = F.bias_act(F.group_norm(pf.Tensor(x), 2, w, b), None, 0, act, alpha, 1.0).numpy()
     np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape,groups,act", [((3, 8, 17, 19), 4, "silu"), ((2, 6, 1, 1), 3, None),
+                                              ((5, 32, 8, 8), 8, "gelu"), ((1, 4, 1), 2, "lrelu"),
+                                              ((2, 3, 40, 51), 1, "tanh"), ((4, 12, 33), 6, "sigmoid")])
+def test_group_norm_cpp_kernels_against_float64(shape, groups, act, dtype):
+    """The C++ GroupNorm kernels (ops/group_norm.py) against the float64 reference on inputs
+    far from zero mean (the mean split into two floats must keep the normalized values),
+    inner sizes off the vector length, one element per channel, every activation; values,
+    mean/rstd and the per-(row, channel) partial sums, dx with and without need_x."""
+    from pixelforge.ops import group_norm as gn_ops
+    from pixelforge.ops._ref import norm as ref_norm
+    k = gn_ops.cpu_kernels()
+    if k is None:
+        pytest.skip("pixelforge._cpu not built")
+    g = np.random.default_rng(11)
+    n, c = shape[:2]
+    inner = int(np.prod(shape[2:]))
+    x64 = g.standard_normal(shape) * 3.0 + 1000.0
+    w64, b64 = g.standard_normal(c), g.standard_normal(c)
+    code, alpha = F._act_code(act, None)
+    x, w, b = (a.astype(dtype) for a in (x64, w64, b64))
+    y, mean, rstd = k.forward(np.ascontiguousarray(x), w, b, groups, inner, 1e-5, code, alpha)
+    # float64 reference from the (rounded) inputs
+    xr = x.astype(np.float64).reshape(n, groups, -1)
+    xhat, rs = ref_norm.normalize(xr, -1, 1e-5)
+    cshape = (1, c) + (1,) * (len(shape) - 2)
+    pre = xhat.reshape(shape) * w.astype(np.float64).reshape(cshape) + b.astype(np.float64).reshape(cshape)
+    want = F.bias_act(pf.Tensor(pre), None, 0, act or "linear", alpha, 1.0).numpy() if act else pre
+    tol = 2e-5 if dtype == "float32" else 1e-11
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+    # float32 rows are summed in float32 lanes (float64 per block): the mean to ~1e-7 of the spread
+    stat_tol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(mean, xr.mean(-1).reshape(-1), rtol=0, atol=stat_tol * 3.0)
+    np.testing.assert_allclose(rstd, rs.reshape(-1), rtol=stat_tol)
+    gy64 = g.standard_normal(shape)
+    gy = gy64.astype(dtype)
+    # the gradient before the activation by float64 finite differences of the activation
+    if act:
+        h = 1e-6
+        up = F.bias_act(pf.Tensor(pre + h), None, 0, act, alpha, 1.0).numpy()
+        dn = F.bias_act(pf.Tensor(pre - h), None, 0, act, alpha, 1.0).numpy()
+        gpre = gy.astype(np.float64) * (up - dn) / (2 * h)
+    else:
+        gpre = gy.astype(np.float64)
+    gxh = gpre * w.astype(np.float64).reshape(cshape)
+    dx_want = ref_norm.normalize_backward(gxh.reshape(xr.shape), xhat, rs, -1).reshape(shape)
+    pw_want = (gpre * xhat.reshape(shape)).reshape(n, groups, c // groups, -1).sum(-1).reshape(n * groups, -1)
+    pb_want = gpre.reshape(n, groups, c // groups, -1).sum(-1).reshape(n * groups, -1)
+    for need_x in (True, False):
+        dx, pw, pb = k.backward(np.ascontiguousarray(gy), np.ascontiguousarray(x), w, b, mean, rstd, groups, inner,
+                                need_x, code, alpha)
+        scale = max(1.0, math.sqrt(inner * c / groups))
+        tol = 1e-4 if dtype == "float32" else 1e-7
+        if need_x:
+            np.testing.assert_allclose(dx, dx_want, rtol=tol, atol=tol * scale)
+        else:
+            assert dx is None
+        np.testing.assert_allclose(pw, pw_want, rtol=tol, atol=tol * scale)
+        np.testing.assert_allclose(pb, pb_want, rtol=tol, atol=tol * scale)
+
+
+def test_group_norm_cpp_same_bits_for_any_thread_count():
+    if F._cpp_norm() is None:
+        pytest.skip("pixelforge._cpu not built")
+    from opcheck import run_python
+    code = """
+        import hashlib, numpy as np, pixelforge as pf, pixelforge.functional as F
+        g = np.random.default_rng(2)
+        x = pf.Tensor(g.standard_normal((6, 32, 24, 24)).astype(np.float32), requires_grad=True)
+        w = pf.Tensor(g.standard_normal(32).astype(np.float32), requires_grad=True)
+        b = pf.Tensor(g.standard_normal(32).astype(np.float32), requires_grad=True)
+        y = F.group_norm(x, 8, w, b, act="silu")
+        (y * pf.Tensor(g.standard_normal(y.shape).astype(np.float32))).sum().backward()
+        print(hashlib.sha256(np.concatenate([y.numpy().ravel(), x.grad.ravel(), w.grad, b.grad]).tobytes()).hexdigest())
+    """
+    outs = [run_python(code, env={"OMP_NUM_THREADS": str(t)}) for t in (1, 2, 3)]
+    assert outs[0] == outs[1] == outs[2]
 
 
 def test_norms_parallel_kernel(monkeypatch):

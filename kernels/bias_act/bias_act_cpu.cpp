@@ -25,6 +25,7 @@
 #include "bias_act/bias_act.h"
 #include "common/cpu_scratch.h"
 #include "common/simd.h"
+#include "bias_act/bias_act_simd.h"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -116,44 +117,9 @@ constexpr pf::i64 kParWork = 1 << 16;  // below this many "cheap-element units":
 
 inline pf::i64 min64(pf::i64 a, pf::i64 b) { return a < b ? a : b; }
 
-struct Consts {
-  R alpha, gain, lo, hi;
-};
-
-template <int ACT>
-PF_SIMD_INLINE R act_v(R v, const Consts& k) {
-  const R one = V::set1(1.f);
-  if constexpr (ACT == pf::kRelu) return V::max(V::zero(), v);  // max keeps a NaN v
-  else if constexpr (ACT == pf::kLrelu) return V::select(V::gt(v, V::zero()), v, V::mul(v, k.alpha));
-  else if constexpr (ACT == pf::kTanh) return simd::vtanh<V>(v);
-  else if constexpr (ACT == pf::kSigmoid) return simd::vsigmoid<V>(v);
-  else if constexpr (ACT == pf::kSilu) return V::div(v, V::add(one, simd::vexp<V>(V::sub(V::zero(), v))));
-  else if constexpr (ACT == pf::kGelu)
-    return V::mul(V::mul(V::set1(0.5f), v), V::add(one, simd::verf<V>(V::mul(v, V::set1(0.70710678118654752f)))));
-  else return v;
-}
-
-// d act / d v, as act_grad in bias_act.h
-template <int ACT>
-PF_SIMD_INLINE R grad_v(R v, const Consts& k) {
-  const R one = V::set1(1.f);
-  if constexpr (ACT == pf::kRelu) return V::select(V::gt(v, V::zero()), one, V::zero());
-  else if constexpr (ACT == pf::kLrelu) return V::select(V::gt(v, V::zero()), one, k.alpha);
-  else if constexpr (ACT == pf::kTanh) {
-    const R t = simd::vtanh<V>(v);
-    return V::fnma(t, t, one);
-  } else if constexpr (ACT == pf::kSigmoid) {
-    const R s = simd::vsigmoid<V>(v);
-    return V::mul(s, V::sub(one, s));
-  } else if constexpr (ACT == pf::kSilu) {
-    const R s = simd::vsigmoid<V>(v);
-    return V::mul(s, V::fma(v, V::sub(one, s), one));
-  } else if constexpr (ACT == pf::kGelu) {
-    const R cdf = V::mul(V::set1(0.5f), V::add(one, simd::verf<V>(V::mul(v, V::set1(0.70710678118654752f)))));
-    const R pdf = V::mul(simd::vexp<V>(V::mul(V::set1(-0.5f), V::mul(v, v))), V::set1(0.39894228040143267794f));
-    return V::fma(v, pdf, cdf);
-  } else return one;
-}
+using act_simd::Consts;
+using act_simd::act_v;
+using act_simd::grad_v;
 
 template <int ACT, bool CLAMP>
 PF_SIMD_INLINE R fwd_one(R v, const Consts& k) {
