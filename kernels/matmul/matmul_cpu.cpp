@@ -3,6 +3,8 @@
 //   for jc (NC columns)  for pc (KC of K)  pack B block -> KC×NR panels
 //     for ic (MC rows)  pack A block -> MR×KC panels
 //       for each NR panel, each MR panel: register-blocked micro-kernel MR×NR over kc
+//   C at most kDirectPanels NR-panels wide (a Linear layer's narrow output): A is not packed;
+//   the micro-kernel broadcasts it in place from its rows or columns (micro_kernel_a).
 // Variants (one per ISA build, picked at run time), MR×NR in registers:
 //   AVX-512: float 14×32 (28 zmm accumulators), double 14×16
 //   AVX2+FMA: float 6×16 (12 ymm), double 6×8
@@ -29,6 +31,11 @@
 namespace PF_ISA_NS {
 namespace {
 using pf::i64;
+#if defined(__GNUC__)
+#define PF_MM_INLINE inline __attribute__((always_inline))
+#else
+#define PF_MM_INLINE inline
+#endif
 
 // Packing buffers, one pair per thread, kept between calls: a fresh allocation per call costs
 // page faults (glibc mmaps blocks this size), which dominate the small GEMMs of a training
@@ -135,13 +142,44 @@ template <> struct VecOf<double> { using type = VecD; };
 constexpr int kNV = 2;  // vectors per micro-tile row: NR = 2 * lanes
 
 // ------------------------------------------------------------------ micro-kernel
-// ap: (kc, MR) packed A panel; bp: (kc, NR) packed B panel; c: the m×n corner of C
-// (row stride ldc). first: overwrite C (else accumulate); bias: NR-long (n valid) or null.
+// acc (MR×NR) into the m×n corner of C (row stride ldc): first overwrites C (else adds to it);
+// bias: NR-long (n valid) or null. A partial tile goes element by element in the same order.
+template <class Vt>
+PF_MM_INLINE void store_tile(typename Vt::V (&acc)[kMR][kNV], typename Vt::T* __restrict c, i64 ldc, int m, int n,
+                             bool first, const typename Vt::T* __restrict bias) {
+  using T = typename Vt::T;
+  using V = typename Vt::V;
+  constexpr int MR = kMR, L = Vt::L, NR = kNV * L;
+  if (m == MR && n == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) {
+        T* cp = c + i * ldc + v * L;
+        V r = acc[i][v];
+        if (!first) r = Vt::add(Vt::load(cp), r);
+        if (bias) r = Vt::add(r, Vt::load(bias + v * L));
+        Vt::store(cp, r);
+      }
+    return;
+  }
+  T tmp[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < kNV; ++v) Vt::store(tmp + i * NR + v * L, acc[i][v]);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      T r = tmp[i * NR + j];
+      if (!first) r = c[i * ldc + j] + r;
+      if (bias) r = r + bias[j];
+      c[i * ldc + j] = r;
+    }
+}
+
+// ap: (kc, MR) packed A panel; bp: (kc, NR) packed B panel; c: the m×n corner of C.
 template <class Vt>
 void micro_kernel(i64 kc, const typename Vt::T* __restrict ap, const typename Vt::T* __restrict bp,
                   typename Vt::T* __restrict c, i64 ldc, int m, int n, bool first,
                   const typename Vt::T* __restrict bias) {
-  using T = typename Vt::T;
   using V = typename Vt::V;
   constexpr int MR = kMR, L = Vt::L, NR = kNV * L;
   V acc[MR][kNV];
@@ -163,30 +201,36 @@ void micro_kernel(i64 kc, const typename Vt::T* __restrict ap, const typename Vt
     ap += MR;
     bp += NR;
   }
-  if (m == MR && n == NR) {
+  store_tile<Vt>(acc, c, ldc, m, n, first, bias);
+}
+
+// The same with A read in place, MR full rows: row-major a[i*lda + k] (AT false: each row
+// read along k) or column-major a[k*lda + i] (AT true: MR neighbours per k). Same operations
+// in the same order as packing A first, so the same bits.
+template <class Vt, bool AT>
+void micro_kernel_a(i64 kc, const typename Vt::T* __restrict a, i64 lda, const typename Vt::T* __restrict bp,
+                    typename Vt::T* __restrict c, i64 ldc, int n, bool first, const typename Vt::T* __restrict bias) {
+  using V = typename Vt::V;
+  constexpr int MR = kMR, L = Vt::L, NR = kNV * L;
+  V acc[MR][kNV];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int v = 0; v < kNV; ++v) {
-        T* cp = c + i * ldc + v * L;
-        V r = acc[i][v];
-        if (!first) r = Vt::add(Vt::load(cp), r);
-        if (bias) r = Vt::add(r, Vt::load(bias + v * L));
-        Vt::store(cp, r);
-      }
-    return;
-  }
-  // Partial tile: same operations, element by element, only the valid m×n corner.
-  T tmp[MR * NR];
   for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < kNV; ++v) Vt::store(tmp + i * NR + v * L, acc[i][v]);
-  for (int i = 0; i < m; ++i)
-    for (int j = 0; j < n; ++j) {
-      T r = tmp[i * NR + j];
-      if (!first) r = c[i * ldc + j] + r;
-      if (bias) r = r + bias[j];
-      c[i * ldc + j] = r;
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) acc[i][v] = Vt::zero();
+#pragma GCC unroll 2
+  for (i64 k = 0; k < kc; ++k) {
+    V b[kNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) b[v] = Vt::load(bp + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V av = Vt::set1(AT ? a[k * lda + i] : a[i * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) acc[i][v] = Vt::fma(av, b[v], acc[i][v]);
     }
+    bp += NR;
+  }
+  store_tile<Vt>(acc, c, ldc, MR, n, first, bias);
 }
 
 // ------------------------------------------------------------------ packing
@@ -248,6 +292,10 @@ template <class T> struct Blocking;
 template <> struct Blocking<float> { static constexpr i64 KC = 256, MCP = 16, NC = 4096; };
 template <> struct Blocking<double> { static constexpr i64 KC = 192, MCP = 12, NC = 2048; };
 
+// C at most this many NR-wide panels wide: A is read in place instead of packed. Packing costs
+// about as much per element as kDirectPanels micro-kernel passes over it.
+constexpr i64 kDirectPanels = 4;
+
 // Each thread of a team gets at least this many flops (so two threads from 4 MFLOP).
 // Measured on 2 shared cores (Zen 4), 1 vs 2 threads in separate processes: 64×128×128
 // (2.1 MFLOP) 27 -> 21 us, 100×96×288 (5.5 MFLOP) 68 -> 53 us, 128×64×2048 410 -> 305 us;
@@ -285,6 +333,8 @@ bool gemm_serial(const T* a, const T* b, const T* bias, T* c, i64 M, i64 N, cons
   const i64 MC = MR * Blocking<T>::MCP;
   const i64 NC = Blocking<T>::NC;  // multiple of NR
   const i64 nc_max = N < NC ? N : NC;
+  // A in place (no packing) when C is narrow and A has a unit stride in one direction
+  const bool direct = cdiv(nc_max, NR) <= kDirectPanels && (p.a_cs == 1 || p.a_rs == 1);
   T* const bp = tls_b.get<T>(cdiv(nc_max, NR) * NR * kc_max);
   T* const ap = tls_a.get<T>(MC * kc_max);
   if (!bp || !ap) return false;
@@ -298,6 +348,30 @@ bool gemm_serial(const T* a, const T* b, const T* bias, T* c, i64 M, i64 N, cons
       pack_b<T, NR>(b + pc * p.b_rs + jc * p.b_cs, p.b_rs, p.b_cs, kc, nc, 0, npan, bp);
       for (i64 ic = 0; ic < M; ic += MC) {
         const i64 mc = M - ic < MC ? M - ic : MC;
+        if (direct) {
+          // narrow C: packing A would cost a third of the work (it is used by npan panels
+          // only); full MR-row tiles read A in place, a ragged last tile is packed
+          const i64 mfull = mc / MR * MR;
+          const T* ablk = a + ic * p.a_rs + pc * p.a_cs;
+          if (mfull < mc) pack_a(ablk + mfull * p.a_rs, p.a_rs, p.a_cs, mc - mfull, kc, ap);
+          for (i64 q = 0; q < npan; ++q) {
+            const i64 j0 = q * NR;
+            const int n = int(nc - j0 < NR ? nc - j0 : NR);
+            const T* bb = (last && bias) ? bias + jc + j0 : nullptr;
+            T* cq = c + ic * p.c_rs + jc + j0;
+            for (i64 i0 = 0; i0 < mfull; i0 += MR) {
+              if (p.a_cs == 1)
+                micro_kernel_a<Vt, false>(kc, ablk + i0 * p.a_rs, p.a_rs, bp + q * kc * NR, cq + i0 * p.c_rs, p.c_rs,
+                                          n, first, bb);
+              else
+                micro_kernel_a<Vt, true>(kc, ablk + i0 * p.a_rs, p.a_cs, bp + q * kc * NR, cq + i0 * p.c_rs, p.c_rs,
+                                         n, first, bb);
+            }
+            if (mfull < mc)
+              micro_kernel<Vt>(kc, ap, bp + q * kc * NR, cq + mfull * p.c_rs, p.c_rs, int(mc - mfull), n, first, bb);
+          }
+          continue;
+        }
         pack_a(a + ic * p.a_rs + pc * p.a_cs, p.a_rs, p.a_cs, mc, kc, ap);
         // B micro-panel (kc×NR) stays in L1 across the MC/MR micro-tiles; A block in L2.
         for (i64 q = 0; q < npan; ++q) {
