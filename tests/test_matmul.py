@@ -274,11 +274,39 @@ def test_thread_count_does_not_change_bits():
             for t in pf.ops.linear_backward(gy, x, w, impl="cpu"):
                 h.update(t.tobytes())
             h.update(pf.ops.matmul(g.standard_normal((40, 9, 31)).astype(dt), b[:31, :17], impl="cpu").tobytes())
+            # small C, long K: partial products over fixed K blocks (a narrow layer's dW; bias)
+            gy17 = g.standard_normal((4096 + 5, 17)).astype(dt)
+            h.update(pf.ops.linear_backward(gy17, x, w[:17], impl="cpu")[1].tobytes())
+            h.update(pf.ops.linear(g.standard_normal((50, 3001)).astype(dt), g.standard_normal((10, 3001)).astype(dt),
+                                   g.standard_normal(10).astype(dt), impl="cpu").tobytes())
         print(h.hexdigest())
     """
     one = run_python(code, env={"OMP_NUM_THREADS": "1"})
     two = run_python(code, env={"OMP_NUM_THREADS": "2"})
-    assert one == two
+    three = run_python(code, env={"OMP_NUM_THREADS": "3"})
+    assert one == two == three
+
+
+@pytest.mark.parametrize("impl", built_impls("matmul"))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m,n,k,ta,tb", [(1, 1, 2048, False, False), (7, 30, 5000, True, False),
+                                         (30, 7, 9001, False, True), (50, 64, 4101, True, True),
+                                         (96, 96, 4096, True, False), (200, 100, 2500, False, False)])
+def test_long_k_small_c_against_float64(impl, dtype, m, n, k, ta, tb):
+    """A small C over a long reduction (the C++ path splits K into fixed blocks and sums their
+    products in order; 200x100 has too many tiles and stays unsplit): against float64, with
+    transposed operands, and as linear with a bias."""
+    g = np.random.default_rng(m * 7 + n)
+    a64 = g.standard_normal((k, m) if ta else (m, k))
+    b64 = g.standard_normal((n, k) if tb else (k, n))
+    want = (a64.T if ta else a64) @ (b64.T if tb else b64)
+    got = pf.ops.matmul(a64.astype(dtype), b64.astype(dtype), trans_a=ta, trans_b=tb, impl=impl)
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.sqrt(k))
+    bias = g.standard_normal(n)
+    x = (a64.T if ta else a64)
+    got = pf.ops.linear(x.astype(dtype), (b64 if tb else b64.T).astype(dtype), bias.astype(dtype), impl=impl)
+    np.testing.assert_allclose(got, want + bias, rtol=tol, atol=tol * np.sqrt(k))
 
 
 @pytest.mark.parametrize("impl", built_impls("matmul"))

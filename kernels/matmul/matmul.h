@@ -20,8 +20,9 @@ struct GemmParams {
 }  // namespace pf
 
 // CPU: c = a @ b (+ bias[j], bias of length N, may be null). Every C element is reduced in
-// the same order (k-blocks of a size that depends on K only, in increasing k), whatever
-// the thread count: results are bitwise identical for 1 and n threads.
+// an order that depends on the shape only (k-blocks of a size that depends on K only, in
+// increasing k; for a small C with a long K, partial products over fixed K blocks summed in
+// block order), whatever the thread count: results are bitwise identical for 1 and n threads.
 PF_DECLARE_ISA(void, gemm_f32, (const float* a, const float* b, const float* bias, float* c, const pf::GemmParams& p))
 PF_DECLARE_ISA(void, gemm_f64, (const double* a, const double* b, const double* bias, double* c, const pf::GemmParams& p))
 // out[j] = sum over i (increasing) of g[i * rs + j * cs]; g: (rows, cols). Deterministic.

@@ -5,6 +5,8 @@
 //       for each NR panel, each MR panel: register-blocked micro-kernel MR×NR over kc
 //   C at most kDirectPanels NR-panels wide (a Linear layer's narrow output): A is not packed;
 //   the micro-kernel broadcasts it in place from its rows or columns (micro_kernel_a).
+//   Small C with K >= 2048 (a weight gradient): K split into blocks fixed by K (k_splits), the
+//   blocks' products on the threads, summed in block order (gemm_ksplit).
 // Variants (one per ISA build, picked at run time), MR×NR in registers:
 //   AVX-512: float 14×32 (28 zmm accumulators), double 14×16
 //   AVX2+FMA: float 6×16 (12 ymm), double 6×8
@@ -416,6 +418,50 @@ Split split_for(i64 M, i64 N, int nth) {
   return best;
 }
 
+// Small C, long K (a weight gradient, C = gyᵀ·x over a batch): the number of K blocks whose
+// products are summed in order; 1 when C has enough tiles to split. Depends on the shape only,
+// never on the thread count, so the bits do not either.
+template <class T>
+i64 k_splits(const pf::GemmParams& p) {
+  using Vt = typename VecOf<T>::type;
+  constexpr int MR = kMR, NR = kNV * Vt::L;
+  if (p.batch != 1 || p.K < 2048 || cdiv(p.M, MR) * cdiv(p.N, NR) > 32) return 1;
+  const i64 s = p.K / 1024;
+  return s < 8 ? s : 8;
+}
+
+// C = Σ over ks equal K blocks (in order) of A_blk · B_blk, each block's product on one thread.
+template <class T>
+bool gemm_ksplit(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p, i64 ks, int nth) {
+  const i64 kb = cdiv(p.K, ks), MN = p.M * p.N;
+  T* part = static_cast<T*>(std::aligned_alloc(64, ((std::size_t(ks * MN) * sizeof(T)) + 63) / 64 * 64));
+  if (!part) return false;
+  bool ok = true;
+  const int team = int(ks < nth ? ks : nth);
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+  for (i64 j = 0; j < ks; ++j) {
+    const i64 k0 = j * kb, k1 = p.K < k0 + kb ? p.K : k0 + kb;
+    pf::GemmParams q = p;
+    q.K = k1 > k0 ? k1 - k0 : 0;
+    q.c_rs = p.N;
+    if (!gemm_serial<T>(a + k0 * p.a_cs, b + k0 * p.b_rs, nullptr, part + j * MN, p.M, p.N, q)) {
+#pragma omp atomic write
+      ok = false;
+    }
+  }
+  if (ok) {
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1 && MN >= 4096)
+    for (i64 i = 0; i < p.M; ++i)
+      for (i64 jn = 0; jn < p.N; ++jn) {
+        T s = part[i * p.N + jn];
+        for (i64 j = 1; j < ks; ++j) s = s + part[j * MN + i * p.N + jn];
+        c[i * p.c_rs + jn] = bias ? s + bias[jn] : s;
+      }
+  }
+  std::free(part);
+  return ok;
+}
+
 template <class T>
 void gemm(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p) {
   if (p.batch <= 0 || p.M <= 0 || p.N <= 0) return;
@@ -426,6 +472,10 @@ void gemm(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p) 
 #endif
   const double flops = 2.0 * double(p.M) * double(p.N) * double(p.K);
   const int nth = team_size(flops, maxth);
+  if (const i64 ks = k_splits<T>(p); ks > 1) {
+    if (!gemm_ksplit<T>(a, b, bias, c, p, ks, nth)) throw std::bad_alloc();
+    return;
+  }
   if (p.batch > 1 && nth < maxth) {
     // Many small products: whole products per thread, each serial (same bits as serial).
     const int bth = team_size(flops * double(p.batch), maxth);
