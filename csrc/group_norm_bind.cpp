@@ -56,8 +56,9 @@ void backward(py::array gy, py::array x, py::array w, py::array b, py::array mea
   PF_CHECK(gy.size() == x.size(), "grad_out: size differs from x");
   PF_CHECK((!need_x && act == pf::kLinear) || gx.size() == x.size(), "dx: size differs from x");
   PF_CHECK(mean.shape(0) == p.rows && rstd.shape(0) == p.rows, "mean: expected (N * groups,)");
-  PF_CHECK(pw.shape(0) == p.rows && pw.shape(1) == p.cpg && pb.shape(0) == p.rows && pb.shape(1) == p.cpg,
-           "pw: expected (N * groups, cpg)");
+  const pf::i64 prow = pf::partial_rows(p);
+  PF_CHECK(pw.shape(0) == prow && pw.shape(1) == p.cpg && pb.shape(0) == prow && pb.shape(1) == p.cpg,
+           "pw: expected (N * groups, cpg), for LayerNorm rows (ceil(N / 16), cpg)");
   py::gil_scoped_release nogil;
   if constexpr (std::is_same_v<T, float>)
     PF_ISA_CALL(group_norm_backward_f32, gyp, xp, wp, bp, mp, rp, gxp, need_x, pwp, pbp, p);

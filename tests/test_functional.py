@@ -117,13 +117,11 @@ def test_linear(xshape, bias):
 
 @pytest.fixture(params=["cpp", "numba", "vectorized"])
 def norm_path(request, monkeypatch):
-    """Run the norms through the C++ GroupNorm kernels (LayerNorm: Numba), the fused Numba
-    kernels (serial and prange) or the vectorized pass."""
+    """Run the norms through the C++ kernels (kernels/group_norm), the fused Numba kernels
+    (serial and prange) or the vectorized pass."""
     if request.param == "cpp":
         if F._cpp_norm() is None:
             pytest.skip("pixelforge._cpu not built")
-        if F._numba_norm() is None:
-            pytest.skip("numba not installed")  # LayerNorm under this path
         return request.param
     monkeypatch.setitem(F._NORM, "cpp", None)
     if request.param == "vectorized":
@@ -233,7 +231,40 @@ def test_group_norm_cpp_kernels_against_float64(shape, groups, act, dtype):
         np.testing.assert_allclose(pb, pb_want, rtol=tol, atol=tol * scale)
 
 
-def test_group_norm_cpp_same_bits_for_any_thread_count():
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows,m", [(37, 96), (16, 1), (5, 333), (1, 17), (100, 40)])
+def test_layer_norm_cpp_kernels_against_float64(rows, m, dtype):
+    """LayerNorm rows on the C++ kernels (one group, a per-element affine, dW / dB partial sums
+    per block of 16 rows): values, mean/rstd, dx and the summed partials against float64, on
+    rows far from zero mean, lengths off the vector length, a row count off the block size."""
+    from pixelforge.ops import group_norm as gn_ops
+    from pixelforge.ops._ref import norm as ref_norm
+    k = gn_ops.cpu_kernels()
+    if k is None:
+        pytest.skip("pixelforge._cpu not built")
+    g = np.random.default_rng(rows + m)
+    x64 = g.standard_normal((rows, m)) * 2.0 - 500.0
+    w64, b64 = g.standard_normal(m), g.standard_normal(m)
+    x, w, b = (a.astype(dtype) for a in (x64, w64, b64))
+    y, mean, rstd = k.forward(np.ascontiguousarray(x), w, b, 1, 1, 1e-5)
+    xr = x.astype(np.float64)
+    xhat, rs = ref_norm.normalize(xr, -1, 1e-5)
+    want = xhat * w.astype(np.float64) + b.astype(np.float64)
+    tol = 2e-5 if dtype == "float32" else 1e-11
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(rstd, rs.reshape(-1), rtol=1e-6 if dtype == "float32" else 1e-12)
+    gy = g.standard_normal((rows, m)).astype(dtype)
+    g64 = gy.astype(np.float64)
+    dx_want = ref_norm.normalize_backward(g64 * w.astype(np.float64), xhat, rs, -1)
+    dx, pw, pb = k.backward(gy, np.ascontiguousarray(x), w, b, mean, rstd, 1, 1, True)
+    assert pw.shape == (-(-rows // 16), m)
+    tol = 1e-4 if dtype == "float32" else 1e-9
+    np.testing.assert_allclose(dx, dx_want, rtol=tol, atol=tol * max(1.0, math.sqrt(m)))
+    np.testing.assert_allclose(pw.sum(0), (g64 * xhat).sum(0), rtol=tol, atol=tol * math.sqrt(rows))
+    np.testing.assert_allclose(pb.sum(0), g64.sum(0), rtol=tol, atol=tol * math.sqrt(rows))
+
+
+def test_norms_cpp_same_bits_for_any_thread_count():
     if F._cpp_norm() is None:
         pytest.skip("pixelforge._cpu not built")
     from opcheck import run_python
@@ -244,6 +275,12 @@ def test_group_norm_cpp_same_bits_for_any_thread_count():
         w = pf.Tensor(g.standard_normal(32).astype(np.float32), requires_grad=True)
         b = pf.Tensor(g.standard_normal(32).astype(np.float32), requires_grad=True)
         y = F.group_norm(x, 8, w, b, act="silu")
+        (y * pf.Tensor(g.standard_normal(y.shape).astype(np.float32))).sum().backward()
+        print(hashlib.sha256(np.concatenate([y.numpy().ravel(), x.grad.ravel(), w.grad, b.grad]).tobytes()).hexdigest())
+        x = pf.Tensor(g.standard_normal((300, 7, 96)).astype(np.float32), requires_grad=True)  # LayerNorm rows
+        w = pf.Tensor(g.standard_normal(96).astype(np.float32), requires_grad=True)
+        b = pf.Tensor(g.standard_normal(96).astype(np.float32), requires_grad=True)
+        y = F.layer_norm(x, 96, w, b)
         (y * pf.Tensor(g.standard_normal(y.shape).astype(np.float32))).sum().backward()
         print(hashlib.sha256(np.concatenate([y.numpy().ravel(), x.grad.ravel(), w.grad, b.grad]).tobytes()).hexdigest())
     """

@@ -16,12 +16,19 @@ struct GroupNormParams {
   int act;               // a bias_act activation code (kLinear: none)
   double alpha;          // lrelu slope
 };
+// LayerNorm rows: one group, inner == 1 (the affine per element of a row), no activation. Their
+// dW / dB partial sums are per block of kLayerNormRows rows: pw, pb (ceil(rows / 16), cpg).
+constexpr i64 kLayerNormRows = 16;
+inline bool layer_norm_rows(const GroupNormParams& p) { return p.groups == 1 && p.inner == 1 && p.act == 0; }
+inline i64 partial_rows(const GroupNormParams& p) {
+  return layer_norm_rows(p) ? (p.rows + kLayerNormRows - 1) / kLayerNormRows : p.rows;
+}
 }  // namespace pf
 
 // w, b: (groups·cpg,) never null (ones / zeros stand in); mean, rstd: (rows,) float64.
 PF_DECLARE_ISA(void, group_norm_forward_f32, (const float* x, const float* w, const float* b, float* y, double* mean, double* rstd, const pf::GroupNormParams& p))
 PF_DECLARE_ISA(void, group_norm_forward_f64, (const double* x, const double* w, const double* b, double* y, double* mean, double* rstd, const pf::GroupNormParams& p))
 // gx (rows·cpg·inner) when need_x, else scratch of the same size when act != kLinear, else
-// unused (may be null); pw, pb: (rows, cpg) float64, overwritten.
+// unused (may be null); pw, pb: (partial_rows(p), cpg) float64, zeroed by the caller.
 PF_DECLARE_ISA(void, group_norm_backward_f32, (const float* gy, const float* x, const float* w, const float* b, const double* mean, const double* rstd, float* gx, bool need_x, double* pw, double* pb, const pf::GroupNormParams& p))
 PF_DECLARE_ISA(void, group_norm_backward_f64, (const double* gy, const double* x, const double* w, const double* b, const double* mean, const double* rstd, double* gx, bool need_x, double* pw, double* pb, const pf::GroupNormParams& p))

@@ -15,6 +15,8 @@
 // path, is scalar with libm through bias_act.h's act_forward / act_grad, its sums `omp simd`
 // loops in float64; float32 sums run in float32 lanes over 1024-element blocks (block_sum),
 // the block sums in float64.
+// LayerNorm is the same layout with one group and inner == 1 (the affine per element): its
+// rows take ln_forward / ln_backward, with dW / dB partial sums per block of kLayerNormRows rows.
 // The readable reference is python/pixelforge/ops/_ref/norm.py.
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 reports the undefined pass-through operand inside some AVX-512 intrinsics as "may be
@@ -41,6 +43,7 @@ using V = simd::VF;
 using R = V::R;
 constexpr int W = V::W;
 constexpr i64 kParWork = 1 << 15;  // elements below which one thread does it all
+constexpr i64 kLnRows = pf::kLayerNormRows;
 
 struct RowStats {
   double mu, rs;
@@ -285,6 +288,91 @@ void backward_rows(const T* gy, const T* x, const T* w, const T* b, const double
   }
 }
 
+// ---------------------------------------------------------------- LayerNorm rows
+// One group, inner == 1, no activation: the affine is per element of the row (w[k], b[k]),
+// so the elementwise passes run along the row, and dW / dB get per-block partial sums over
+// kLnRows rows (a (rows, M) float64 array of per-row partials would outweigh the pass).
+template <class T>
+void ln_forward(const T* x, const T* w, const T* b, T* y, double* mean, double* rstd, i64 rows, i64 M, double eps) {
+#pragma omp parallel for schedule(static) if (rows * M >= kParWork)
+  for (i64 r = 0; r < rows; ++r) {
+    const T* xr = x + r * M;
+    T* yr = y + r * M;
+    if constexpr (sizeof(T) == 4) {
+      const float* xf = reinterpret_cast<const float*>(xr);
+      float* yf = reinterpret_cast<float*>(yr);
+      const float* wf = reinterpret_cast<const float*>(w);
+      const float* bf = reinterpret_cast<const float*>(b);
+      const RowStats st = row_stats_f32(xf, M, eps);
+      mean[r] = st.mu;
+      rstd[r] = st.rs;
+      const R hi = V::set1(st.mu_hi), lo = V::set1(st.mu_lo), rs = V::set1(float(st.rs));
+      i64 k = 0;
+      for (; k + W <= M; k += W)
+        V::store(yf + k, V::fma(V::sub(V::sub(V::load(xf + k), hi), lo), V::mul(rs, V::load(wf + k)), V::load(bf + k)));
+      if (k < M) {
+        const int m = int(M - k);
+        V::store_n(yf + k, V::fma(V::sub(V::sub(V::load_n(xf + k, m), hi), lo), V::mul(rs, V::load_n(wf + k, m)),
+                                  V::load_n(bf + k, m)), m);
+      }
+    } else {
+      const RowStats st = row_stats(xr, M, eps);
+      mean[r] = st.mu;
+      rstd[r] = st.rs;
+      for (i64 k = 0; k < M; ++k) yr[k] = (xr[k] - st.mu) * st.rs * w[k] + b[k];
+    }
+  }
+}
+
+template <class T>
+void ln_backward(const T* gy, const T* x, const T* w, const double* mean, const double* rstd, T* gx, bool need_x,
+                 double* pw, double* pb, i64 rows, i64 M) {
+  const i64 nblk = (rows + kLnRows - 1) / kLnRows;
+#pragma omp parallel for schedule(static) if (rows * M >= kParWork)
+  for (i64 blk = 0; blk < nblk; ++blk) {
+    double* pwb = pw + blk * M;
+    double* pbb = pb + blk * M;
+    for (i64 r = blk * kLnRows; r < rows && r < (blk + 1) * kLnRows; ++r) {
+      const T* xr = x + r * M;
+      const T* gr = gy + r * M;
+      const double mu = mean[r], rs = rstd[r];
+      double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+      for (i64 k = 0; k < M; ++k) {
+        const double gv = double(gr[k]), xh = (double(xr[k]) - mu) * rs;
+        pbb[k] += gv;
+        pwb[k] += gv * xh;
+        s1 += double(w[k]) * gv;
+        s2 += double(w[k]) * gv * xh;
+      }
+      if (!need_x) continue;
+      const double m1 = s1 / double(M), m2 = s2 / double(M);
+      T* dr = gx + r * M;
+      if constexpr (sizeof(T) == 4) {
+        const float* xf = reinterpret_cast<const float*>(xr);
+        const float* gf = reinterpret_cast<const float*>(gr);
+        const float* wf = reinterpret_cast<const float*>(w);
+        float* df = reinterpret_cast<float*>(dr);
+        const float mhi = float(mu), mlo = float(mu - double(mhi));
+        const R hi = V::set1(mhi), lo = V::set1(mlo), rv = V::set1(float(rs)), c1 = V::set1(float(rs * m1)),
+                c2 = V::set1(float(rs * m2));
+        i64 k = 0;
+        for (; k + W <= M; k += W) {
+          const R xh = V::mul(V::sub(V::sub(V::load(xf + k), hi), lo), rv);
+          V::store(df + k, V::sub(V::mul(V::mul(rv, V::load(wf + k)), V::load(gf + k)), V::fma(xh, c2, c1)));
+        }
+        if (k < M) {
+          const int m = int(M - k);
+          const R xh = V::mul(V::sub(V::sub(V::load_n(xf + k, m), hi), lo), rv);
+          V::store_n(df + k, V::sub(V::mul(V::mul(rv, V::load_n(wf + k, m)), V::load_n(gf + k, m)), V::fma(xh, c2, c1)), m);
+        }
+      } else {
+        for (i64 k = 0; k < M; ++k) dr[k] = rs * (gr[k] * w[k] - m1 - (xr[k] - mu) * rs * m2);
+      }
+    }
+  }
+}
+
 #define PF_GN_DISPATCH(FN, T, ...)                             \
   switch (p.act) {                                              \
     case pf::kRelu: FN<T, pf::kRelu>(__VA_ARGS__); break;       \
@@ -299,20 +387,24 @@ void backward_rows(const T* gy, const T* x, const T* w, const T* b, const double
 
 void group_norm_forward_f32(const float* x, const float* w, const float* b, float* y, double* mean, double* rstd,
                             const pf::GroupNormParams& p) {
+  if (pf::layer_norm_rows(p)) return ln_forward(x, w, b, y, mean, rstd, p.rows, p.cpg, p.eps);
   PF_GN_DISPATCH(forward_rows, float, x, w, b, y, mean, rstd, p)
 }
 void group_norm_forward_f64(const double* x, const double* w, const double* b, double* y, double* mean, double* rstd,
                             const pf::GroupNormParams& p) {
+  if (pf::layer_norm_rows(p)) return ln_forward(x, w, b, y, mean, rstd, p.rows, p.cpg, p.eps);
   PF_GN_DISPATCH(forward_rows, double, x, w, b, y, mean, rstd, p)
 }
 void group_norm_backward_f32(const float* gy, const float* x, const float* w, const float* b, const double* mean,
                              const double* rstd, float* gx, bool need_x, double* pw, double* pb,
                              const pf::GroupNormParams& p) {
+  if (pf::layer_norm_rows(p)) return ln_backward(gy, x, w, mean, rstd, gx, need_x, pw, pb, p.rows, p.cpg);
   PF_GN_DISPATCH(backward_rows, float, gy, x, w, b, mean, rstd, gx, need_x, pw, pb, p)
 }
 void group_norm_backward_f64(const double* gy, const double* x, const double* w, const double* b, const double* mean,
                              const double* rstd, double* gx, bool need_x, double* pw, double* pb,
                              const pf::GroupNormParams& p) {
+  if (pf::layer_norm_rows(p)) return ln_backward(gy, x, w, mean, rstd, gx, need_x, pw, pb, p.rows, p.cpg);
   PF_GN_DISPATCH(backward_rows, double, gy, x, w, b, mean, rstd, gx, need_x, pw, pb, p)
 }
 #undef PF_GN_DISPATCH

@@ -323,7 +323,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, act=None,
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
     """LayerNorm over the trailing ``normalized_shape`` dims; weight/bias of that shape or None.
-    CPU: one fused Numba pass forward and one backward; otherwise one vectorized pass each."""
+    CPU: the C++ kernels (kernels/group_norm; the fused Numba pass without them), one pass forward
+    and one backward; otherwise one vectorized pass each."""
     x = _t(input)
     a = x.data
     if isinstance(normalized_shape, (int, np.integer)):
@@ -340,6 +341,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
             raise ValueError(f"{name}: expected shape {normalized_shape}, got {tuple(p.data.shape)}")
     if a.size == 0:
         return _empty_norm(x, w, b)
+    if isinstance(a, np.ndarray) and a.dtype in _FAST_DTYPES["cpu"] and _cpp_norm() is not None \
+            and all(p is None or p.data.dtype == a.dtype for p in (w, b)):
+        m = int(np.prod(normalized_shape, dtype=np.int64))
+        return _fused_rows_norm(x, _contig(a).reshape(-1, m), 1, 1, w, b, eps, normalized_shape, k=_cpp_norm())
     if _use_fused(a, w, b):
         m = int(np.prod(normalized_shape, dtype=np.int64))
         return _fused_rows_norm(x, _contig(a).reshape(-1, m), 1, 1, w, b, eps, normalized_shape)

@@ -1,5 +1,5 @@
-"""GroupNorm (+ activation) on the C++ CPU kernels (kernels/group_norm), behind the autograd
-layer's ``F.group_norm`` (not a public ``pf.ops`` op). Same calling convention as the Numba
+"""GroupNorm (+ activation) and LayerNorm on the C++ CPU kernels (kernels/group_norm), behind the
+autograd layer's ``F.group_norm`` / ``F.layer_norm`` (not public ``pf.ops`` ops). Same calling convention as the Numba
 kernels of ops/_numba/norm.py (rows = N * groups, float64 mean / rstd, float64 per-(row, channel)
 partial sums for dweight / dbias that the caller sums over the batch in order), so either can
 serve. The reference is ops/_ref/norm.py."""
@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _backend
+
+LAYER_NORM_ROWS = 16  # kLayerNormRows in kernels/group_norm/group_norm.h
 
 
 def _affine(w, b, n, dtype):
@@ -34,12 +36,16 @@ class _Kernels:
         return y, mean, rstd
 
     def backward(self, gy, x, w, b, mean, rstd, groups, inner, need_x=True, act=0, alpha=0.0):
-        """Returns (dx or None, pw, pb): pw/pb (rows, cpg) float64 partial sums of g * xhat and g."""
+        """Returns (dx or None, pw, pb): pw/pb float64 partial sums of g * xhat and g, (rows, cpg)
+        or, for LayerNorm rows, (row blocks, cpg); the caller sums them over axis 0 by group."""
         rows = x.shape[0] * groups
         cpg = x.size // (rows * inner) if rows and inner else 0
         gx = np.empty_like(x) if (need_x or act) else np.empty(1, x.dtype)
-        pw = np.zeros((rows, cpg), np.float64)
-        pb = np.zeros((rows, cpg), np.float64)
+        # LayerNorm rows (one group, one element per channel, no activation): partial sums per
+        # block of LAYER_NORM_ROWS rows, as the Numba kernels
+        prow = -(-rows // LAYER_NORM_ROWS) if groups == 1 and inner == 1 and not act else rows
+        pw = np.zeros((prow, cpg), np.float64)
+        pb = np.zeros((prow, cpg), np.float64)
         if x.size:
             w, b = _affine(w, b, groups * cpg, x.dtype)
             self._mod.group_norm_backward(gy, x, w, b, mean, rstd, gx, bool(need_x), pw, pb, groups, inner, int(act),
