@@ -3,7 +3,7 @@
 //
 // x: (rows, cpg, inner), rows = N·groups; one row is one (image, group). OpenMP over rows
 // (static; one thread owns a row), so every sum has the same order for any thread count.
-// Per row, forward: mean, then the centred sum of squares (both float64), then one pass
+// Per row, forward: mean, then the centred sum of squares (float64 totals), then one pass
 //   y = act(((x − μ_hi) − μ_lo) · (rstd·w[c]) + b[c])
 // with μ split into two floats: x − μ_hi is exact near the mean, so a large offset does not
 // cancel away the normalized value (x·scale + shift would lose it in float32).
@@ -27,7 +27,6 @@
 #include <math.h>
 
 #include "bias_act/bias_act_simd.h"
-#include "common/cpu_scratch.h"
 #include "common/simd.h"
 #include "group_norm/group_norm.h"
 

@@ -1,8 +1,8 @@
-"""GroupNorm (+ activation) and LayerNorm on the C++ CPU kernels (kernels/group_norm), behind the
-autograd layer's ``F.group_norm`` / ``F.layer_norm`` (not public ``pf.ops`` ops). Same calling convention as the Numba
-kernels of ops/_numba/norm.py (rows = N * groups, float64 mean / rstd, float64 per-(row, channel)
-partial sums for dweight / dbias that the caller sums over the batch in order), so either can
-serve. The reference is ops/_ref/norm.py."""
+"""GroupNorm (+ activation) and LayerNorm on the C++ CPU kernels (kernels/group_norm), behind
+the autograd layer's ``F.group_norm`` / ``F.layer_norm`` (not public ``pf.ops`` ops). Same
+calling convention as the Numba kernels of ops/_numba/norm.py (rows = N * groups, float64 mean /
+rstd, float64 partial sums for dweight / dbias that the caller sums over axis 0 in order), so
+either can serve. The reference is ops/_ref/norm.py."""
 from __future__ import annotations
 
 import numpy as np
