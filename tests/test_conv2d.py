@@ -424,6 +424,20 @@ def test_stride1_vector_rows_against_ref(impl, seed):
         assert_close(db, refs[2], "float32", "db " + cfg, scale=_scale(N * want.shape[2] * want.shape[3]))
 
 
+def _check_stride1_weight_gradient(impl, g, N, C, K, H, W, R, S, dil, pad, groups):
+    """dw of a stride-1 convolution from non-contiguous float32 inputs against float64."""
+    kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
+    x64 = g.standard_normal((N, C, H, W))
+    w64 = g.standard_normal((K, C // groups, R, S))
+    out = OPS.conv2d(x64, w64, None, **kw, impl="ref")
+    gy = g.standard_normal(out.shape)
+    _, dw_want, _ = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref", needs=(False, True, False))
+    _, dw, _ = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), noncontig(x64.astype(np.float32)),
+                                   w64.astype(np.float32), **kw, impl=impl, needs=(False, True, False))
+    assert_close(dw, dw_want, "float32", f"dw N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}",
+                 scale=_scale(N * out.shape[2] * out.shape[3]))
+
+
 @pytest.mark.parametrize("impl", FAST)
 @pytest.mark.parametrize("seed", range(4))
 def test_weight_gradient_32_channel_blocks_against_ref(impl, seed):
@@ -440,16 +454,7 @@ def test_weight_gradient_32_channel_blocks_against_ref(impl, seed):
     N, H, W = int(g.integers(1, 4)), int(g.integers(8, 20)), int(g.integers(8, 20))
     if seed == 0:   # ~0.7M floats of padded x + transposed dy per image: 3 images per 8 MiB chunk
         N, C, K, H, W, R, S, dil, pad, groups = 4, 8, 32, 130, 130, 3, 3, (1, 1), (1, 1), 1
-    kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
-    x64 = g.standard_normal((N, C, H, W))
-    w64 = g.standard_normal((K, C // groups, R, S))
-    out = OPS.conv2d(x64, w64, None, **kw, impl="ref")
-    gy = g.standard_normal(out.shape)
-    _, dw_want, _ = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref", needs=(False, True, False))
-    _, dw, _ = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), noncontig(x64.astype(np.float32)),
-                                   w64.astype(np.float32), **kw, impl=impl, needs=(False, True, False))
-    assert_close(dw, dw_want, "float32", f"dw N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}",
-                 scale=_scale(N * out.shape[2] * out.shape[3]))
+    _check_stride1_weight_gradient(impl, g, N, C, K, H, W, R, S, dil, pad, groups)
 
 
 @pytest.mark.parametrize("impl", FAST)
@@ -473,16 +478,7 @@ def test_weight_gradient_few_taps_against_ref(impl, seed):
     N, H, W = int(g.integers(1, 12)), int(g.integers(8, 24)), int(g.integers(12, 40))
     if seed == 0:  # the train-step bench's first layer, 11 images (six image blocks)
         N, C, K, H, W, R, S, dil, pad, groups = 11, 3, 16, 32, 32, 3, 3, (1, 1), (1, 1), 1
-    kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
-    x64 = g.standard_normal((N, C, H, W))
-    w64 = g.standard_normal((K, C // groups, R, S))
-    out = OPS.conv2d(x64, w64, None, **kw, impl="ref")
-    gy = g.standard_normal(out.shape)
-    _, dw_want, _ = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref", needs=(False, True, False))
-    _, dw, _ = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), noncontig(x64.astype(np.float32)),
-                                   w64.astype(np.float32), **kw, impl=impl, needs=(False, True, False))
-    assert_close(dw, dw_want, "float32", f"dw N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}",
-                 scale=_scale(N * out.shape[2] * out.shape[3]))
+    _check_stride1_weight_gradient(impl, g, N, C, K, H, W, R, S, dil, pad, groups)
 
 
 # (N, Cg, Kg, P, Q, pad, groups): 3×3 stride-1 convolutions the Winograd F(2×2, 3×3) path takes

@@ -177,41 +177,14 @@ PF_MM_INLINE void store_tile(typename Vt::V (&acc)[kMR][kNV], typename Vt::T* __
     }
 }
 
-// ap: (kc, MR) packed A panel; bp: (kc, NR) packed B panel; c: the m×n corner of C.
-template <class Vt>
-void micro_kernel(i64 kc, const typename Vt::T* __restrict ap, const typename Vt::T* __restrict bp,
-                  typename Vt::T* __restrict c, i64 ldc, int m, int n, bool first,
-                  const typename Vt::T* __restrict bias) {
-  using V = typename Vt::V;
-  constexpr int MR = kMR, L = Vt::L, NR = kNV * L;
-  V acc[MR][kNV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v) acc[i][v] = Vt::zero();
-#pragma GCC unroll 2
-  for (i64 k = 0; k < kc; ++k) {
-    V b[kNV];
-#pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v) b[v] = Vt::load(bp + v * L);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const V a = Vt::set1(ap[i]);
-#pragma GCC unroll 4
-      for (int v = 0; v < kNV; ++v) acc[i][v] = Vt::fma(a, b[v], acc[i][v]);
-    }
-    ap += MR;
-    bp += NR;
-  }
-  store_tile<Vt>(acc, c, ldc, m, n, first, bias);
-}
-
-// The same with A read in place, MR full rows: row-major a[i*lda + k] (AT false: each row
-// read along k) or column-major a[k*lda + i] (AT true: MR neighbours per k). Same operations
-// in the same order as packing A first, so the same bits.
+// A read in place, the m×n corner of C (m ≤ MR rows of A are read, padded rows are not):
+// row-major a[i*lda + k] (AT false: each row read along k) or column-major a[k*lda + i] (AT
+// true: MR neighbours per k; a packed (kc, MR) panel is this with lda = MR). bp: (kc, NR)
+// packed B panel. Packed or in place, the same operations in the same order: the same bits.
 template <class Vt, bool AT>
 void micro_kernel_a(i64 kc, const typename Vt::T* __restrict a, i64 lda, const typename Vt::T* __restrict bp,
-                    typename Vt::T* __restrict c, i64 ldc, int n, bool first, const typename Vt::T* __restrict bias) {
+                    typename Vt::T* __restrict c, i64 ldc, int m, int n, bool first,
+                    const typename Vt::T* __restrict bias) {
   using V = typename Vt::V;
   constexpr int MR = kMR, L = Vt::L, NR = kNV * L;
   V acc[MR][kNV];
@@ -232,7 +205,15 @@ void micro_kernel_a(i64 kc, const typename Vt::T* __restrict a, i64 lda, const t
     }
     bp += NR;
   }
-  store_tile<Vt>(acc, c, ldc, MR, n, first, bias);
+  store_tile<Vt>(acc, c, ldc, m, n, first, bias);
+}
+
+// ap: (kc, MR) packed A panel (rows past m zero-padded); bp: (kc, NR) packed B panel.
+template <class Vt>
+PF_MM_INLINE void micro_kernel(i64 kc, const typename Vt::T* __restrict ap, const typename Vt::T* __restrict bp,
+                               typename Vt::T* __restrict c, i64 ldc, int m, int n, bool first,
+                               const typename Vt::T* __restrict bias) {
+  micro_kernel_a<Vt, true>(kc, ap, kMR, bp, c, ldc, m, n, first, bias);
 }
 
 // ------------------------------------------------------------------ packing
@@ -364,10 +345,10 @@ bool gemm_serial(const T* a, const T* b, const T* bias, T* c, i64 M, i64 N, cons
             for (i64 i0 = 0; i0 < mfull; i0 += MR) {
               if (p.a_cs == 1)
                 micro_kernel_a<Vt, false>(kc, ablk + i0 * p.a_rs, p.a_rs, bp + q * kc * NR, cq + i0 * p.c_rs, p.c_rs,
-                                          n, first, bb);
+                                          MR, n, first, bb);
               else
                 micro_kernel_a<Vt, true>(kc, ablk + i0 * p.a_rs, p.a_cs, bp + q * kc * NR, cq + i0 * p.c_rs, p.c_rs,
-                                         n, first, bb);
+                                         MR, n, first, bb);
             }
             if (mfull < mc)
               micro_kernel<Vt>(kc, ap, bp + q * kc * NR, cq + mfull * p.c_rs, p.c_rs, int(mc - mfull), n, first, bb);
