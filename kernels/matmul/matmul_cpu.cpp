@@ -60,6 +60,7 @@ struct TlsBuf {
   }
 };
 thread_local TlsBuf tls_a, tls_b;  // A block (per thread) / B block (the calling thread's)
+thread_local TlsBuf tls_part;      // gemm_ksplit's partial products (the calling thread's)
 
 // ------------------------------------------------------------------ SIMD vector traits
 // Each traits struct: V (register type), L (lanes), zero/set1/load/store/fma/add.
@@ -331,40 +332,26 @@ bool gemm_serial(const T* a, const T* b, const T* bias, T* c, i64 M, i64 N, cons
       pack_b<T, NR>(b + pc * p.b_rs + jc * p.b_cs, p.b_rs, p.b_cs, kc, nc, 0, npan, bp);
       for (i64 ic = 0; ic < M; ic += MC) {
         const i64 mc = M - ic < MC ? M - ic : MC;
-        if (direct) {
-          // narrow C: packing A would cost a third of the work (it is used by npan panels
-          // only); full MR-row tiles read A in place, a ragged last tile is packed
-          const i64 mfull = mc / MR * MR;
-          const T* ablk = a + ic * p.a_rs + pc * p.a_cs;
-          if (mfull < mc) pack_a(ablk + mfull * p.a_rs, p.a_rs, p.a_cs, mc - mfull, kc, ap);
-          for (i64 q = 0; q < npan; ++q) {
-            const i64 j0 = q * NR;
-            const int n = int(nc - j0 < NR ? nc - j0 : NR);
-            const T* bb = (last && bias) ? bias + jc + j0 : nullptr;
-            T* cq = c + ic * p.c_rs + jc + j0;
-            for (i64 i0 = 0; i0 < mfull; i0 += MR) {
-              if (p.a_cs == 1)
-                micro_kernel_a<Vt, false>(kc, ablk + i0 * p.a_rs, p.a_rs, bp + q * kc * NR, cq + i0 * p.c_rs, p.c_rs,
-                                          MR, n, first, bb);
-              else
-                micro_kernel_a<Vt, true>(kc, ablk + i0 * p.a_rs, p.a_cs, bp + q * kc * NR, cq + i0 * p.c_rs, p.c_rs,
-                                         MR, n, first, bb);
-            }
-            if (mfull < mc)
-              micro_kernel<Vt>(kc, ap, bp + q * kc * NR, cq + mfull * p.c_rs, p.c_rs, int(mc - mfull), n, first, bb);
-          }
-          continue;
-        }
-        pack_a(a + ic * p.a_rs + pc * p.a_cs, p.a_rs, p.a_cs, mc, kc, ap);
+        // Narrow C: packing A would cost a third of the work (npan panels use it), so full
+        // MR-row tiles read A in place; the rest (all of A otherwise) is packed.
+        const i64 mdir = direct ? mc / MR * MR : 0;
+        const T* ablk = a + ic * p.a_rs + pc * p.a_cs;
+        if (mdir < mc) pack_a(ablk + mdir * p.a_rs, p.a_rs, p.a_cs, mc - mdir, kc, ap);
         // B micro-panel (kc×NR) stays in L1 across the MC/MR micro-tiles; A block in L2.
         for (i64 q = 0; q < npan; ++q) {
           const i64 j0 = q * NR;
           const int n = int(nc - j0 < NR ? nc - j0 : NR);
           const T* bb = (last && bias) ? bias + jc + j0 : nullptr;
+          const T* bq = bp + q * kc * NR;
+          T* cq = c + ic * p.c_rs + jc + j0;
           for (i64 i0 = 0; i0 < mc; i0 += MR) {
             const int m = int(mc - i0 < MR ? mc - i0 : MR);
-            micro_kernel<Vt>(kc, ap + i0 * kc, bp + q * kc * NR, c + (ic + i0) * p.c_rs + jc + j0, p.c_rs, m,
-                             n, first, bb);
+            if (i0 >= mdir)
+              micro_kernel<Vt>(kc, ap + (i0 - mdir) * kc, bq, cq + i0 * p.c_rs, p.c_rs, m, n, first, bb);
+            else if (p.a_cs == 1)
+              micro_kernel_a<Vt, false>(kc, ablk + i0 * p.a_rs, p.a_rs, bq, cq + i0 * p.c_rs, p.c_rs, m, n, first, bb);
+            else
+              micro_kernel_a<Vt, true>(kc, ablk + i0 * p.a_rs, p.a_cs, bq, cq + i0 * p.c_rs, p.c_rs, m, n, first, bb);
           }
         }
       }
@@ -415,7 +402,7 @@ i64 k_splits(const pf::GemmParams& p) {
 template <class T>
 bool gemm_ksplit(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p, i64 ks, int nth) {
   const i64 kb = cdiv(p.K, ks), MN = p.M * p.N;
-  T* part = static_cast<T*>(std::aligned_alloc(64, ((std::size_t(ks * MN) * sizeof(T)) + 63) / 64 * 64));
+  T* const part = tls_part.get<T>(ks * MN);  // the calling thread's, shared with the team
   if (!part) return false;
   bool ok = true;
   const int team = int(ks < nth ? ks : nth);
@@ -439,7 +426,6 @@ bool gemm_ksplit(const T* a, const T* b, const T* bias, T* c, const pf::GemmPara
         c[i * p.c_rs + jn] = bias ? s + bias[jn] : s;
       }
   }
-  std::free(part);
   return ok;
 }
 
