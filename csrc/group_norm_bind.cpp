@@ -14,7 +14,6 @@ pf::GroupNormParams params(const py::array& x, py::ssize_t groups, py::ssize_t i
   return pf::GroupNormParams{rows, size / (rows * inner), inner, groups, eps, act, alpha};
 }
 
-template <class T>
 void check_affine(const py::array& a, const char* name, const pf::GroupNormParams& p) {
   PF_CHECK(a.ndim() == 1 && a.shape(0) == p.groups * p.cpg, std::string(name) + ": expected (groups * cpg,)");
 }
@@ -29,8 +28,8 @@ void forward(py::array x, py::array w, py::array b, py::array y, py::array mean,
   T* yp = pfb::data_of<T>(y, "out");
   double* mp = pfb::data_of<double>(mean, "mean", 1);
   double* rp = pfb::data_of<double>(rstd, "rstd", 1);
-  check_affine<T>(w, "weight", p);
-  check_affine<T>(b, "bias", p);
+  check_affine(w, "weight", p);
+  check_affine(b, "bias", p);
   PF_CHECK(y.size() == x.size(), "out: size differs from x");
   PF_CHECK(mean.shape(0) == p.rows && rstd.shape(0) == p.rows, "mean: expected (N * groups,)");
   py::gil_scoped_release nogil;
@@ -51,8 +50,8 @@ void backward(py::array gy, py::array x, py::array w, py::array b, py::array mea
   T* gxp = pfb::data_of<T>(gx, "dx");
   double* pwp = pfb::data_of<double>(pw, "pw", 2);
   double* pbp = pfb::data_of<double>(pb, "pb", 2);
-  check_affine<T>(w, "weight", p);
-  check_affine<T>(b, "bias", p);
+  check_affine(w, "weight", p);
+  check_affine(b, "bias", p);
   PF_CHECK(gy.size() == x.size(), "grad_out: size differs from x");
   PF_CHECK((!need_x && act == pf::kLinear) || gx.size() == x.size(), "dx: size differs from x");
   PF_CHECK(mean.shape(0) == p.rows && rstd.shape(0) == p.rows, "mean: expected (N * groups,)");

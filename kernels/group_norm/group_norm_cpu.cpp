@@ -46,8 +46,17 @@ constexpr i64 kLnRows = pf::kLayerNormRows;
 
 struct RowStats {
   double mu, rs;
-  float mu_hi, mu_lo;
+  float mu_hi, mu_lo;  // μ = μ_hi + μ_lo to float64 precision
 };
+
+inline RowStats row_stats_of(double mu, double rs) {
+  RowStats r;
+  r.mu = mu;
+  r.rs = rs;
+  r.mu_hi = float(mu);
+  r.mu_lo = float(mu - double(r.mu_hi));
+  return r;
+}
 
 template <class T>
 RowStats row_stats(const T* x, i64 M, double eps) {
@@ -61,12 +70,7 @@ RowStats row_stats(const T* x, i64 M, double eps) {
     const double d = double(x[i]) - mu;
     ss += d * d;
   }
-  RowStats r;
-  r.mu = mu;
-  r.rs = 1.0 / sqrt(ss / double(M) + eps);
-  r.mu_hi = float(mu);
-  r.mu_lo = float(mu - double(r.mu_hi));
-  return r;
+  return row_stats_of(mu, 1.0 / sqrt(ss / double(M) + eps));
 }
 
 // ---------------------------------------------------------------- float32
@@ -104,10 +108,7 @@ RowStats row_stats_f32(const float* x, i64 M, double eps) {
                                        M, [&](i64 i) { return V::sub(V::load(x + i), x0); },
                                        [&](i64 i, int m) { return V::select(V::first(m), V::sub(V::load_n(x + i, m), x0), V::zero()); }) /
                                        double(M);
-  RowStats r;
-  r.mu = mu;
-  r.mu_hi = float(mu);
-  r.mu_lo = float(mu - double(r.mu_hi));
+  RowStats r = row_stats_of(mu, 0.0);
   const R hi = V::set1(r.mu_hi), lo = V::set1(r.mu_lo);
   const double ss = block_sum(
       M,
@@ -221,11 +222,7 @@ void backward_rows(const T* gy, const T* x, const T* w, const T* b, const double
     const T* xr = x + r * M;
     const T* gr = gy + r * M;
     T* dr = (need_x || ACT != pf::kLinear) ? gx + r * M : nullptr;
-    RowStats st;
-    st.mu = mean[r];
-    st.rs = rstd[r];
-    st.mu_hi = float(st.mu);
-    st.mu_lo = float(st.mu - double(st.mu_hi));
+    const RowStats st = row_stats_of(mean[r], rstd[r]);
     const i64 a0 = (r % p.groups) * p.cpg;
     double s1 = 0, s2 = 0;
     for (i64 c = 0; c < p.cpg; ++c) {
@@ -334,7 +331,8 @@ void ln_backward(const T* gy, const T* x, const T* w, const double* mean, const 
     for (i64 r = blk * kLnRows; r < rows && r < (blk + 1) * kLnRows; ++r) {
       const T* xr = x + r * M;
       const T* gr = gy + r * M;
-      const double mu = mean[r], rs = rstd[r];
+      const RowStats st = row_stats_of(mean[r], rstd[r]);
+      const double mu = st.mu, rs = st.rs;
       double s1 = 0, s2 = 0;
 #pragma omp simd reduction(+ : s1, s2)
       for (i64 k = 0; k < M; ++k) {
@@ -352,8 +350,7 @@ void ln_backward(const T* gy, const T* x, const T* w, const double* mean, const 
         const float* gf = reinterpret_cast<const float*>(gr);
         const float* wf = reinterpret_cast<const float*>(w);
         float* df = reinterpret_cast<float*>(dr);
-        const float mhi = float(mu), mlo = float(mu - double(mhi));
-        const R hi = V::set1(mhi), lo = V::set1(mlo), rv = V::set1(float(rs)), c1 = V::set1(float(rs * m1)),
+        const R hi = V::set1(st.mu_hi), lo = V::set1(st.mu_lo), rv = V::set1(float(rs)), c1 = V::set1(float(rs * m1)),
                 c2 = V::set1(float(rs * m2));
         i64 k = 0;
         for (; k + W <= M; k += W) {

@@ -211,12 +211,11 @@ def _cpp_norm():
     return _NORM["cpp"]
 
 
-def _fused_rows_norm(x, rows2d, groups, inner, w, b, eps, wshape, act=0, alpha=0.0, k=None):
-    """Normalization (+ activation code ``act``) node over rows on the CPU with fused kernels
-    ``k`` (the C++ GroupNorm ones, or by default the Numba ones). rows2d: x's data as (N, ...)
-    C-contiguous with N * groups rows; w, b: Tensors or None whose flattened data is indexed
-    (group * cpg + c); wshape: their shape."""
-    k = k or _numba_norm()
+def _fused_rows_norm(x, rows2d, groups, inner, w, b, eps, wshape, k, act=0, alpha=0.0):
+    """Normalization (+ activation code ``act``) node over rows on the CPU with the fused
+    kernels ``k`` (see _fused_norm_kernels). rows2d: x's data as (N, ...) C-contiguous with
+    N * groups rows; w, b: Tensors or None whose flattened data is indexed (group * cpg + c);
+    wshape: their shape."""
     W = None if w is None else _contig(w.data)
     B = None if b is None else _contig(b.data)
     y, mean, rstd = k.forward(rows2d, W, B, groups, inner, eps, act, alpha)
@@ -243,10 +242,13 @@ def _empty_norm(x, w, b):
     return _node(x.data.copy(), (x,) + params, lambda g: [g] + [_xp(p.data).zeros_like(p.data) for p in params])
 
 
-def _use_fused(a, *params):
-    if not isinstance(a, np.ndarray) or a.dtype not in _FAST_DTYPES["cpu"] or _numba_norm() is None:
-        return False
-    return all(p is None or p.data.dtype == a.dtype for p in params)
+def _fused_norm_kernels(a, *params):
+    """The fused CPU row kernels for a NumPy ``a`` of a fast dtype with parameters of the same
+    dtype: the C++ ones (ops/group_norm.py), else the Numba ones, else None."""
+    if not isinstance(a, np.ndarray) or a.dtype not in _FAST_DTYPES["cpu"] \
+            or any(p is not None and p.data.dtype != a.dtype for p in params):
+        return None
+    return _cpp_norm() or _numba_norm()
 
 
 def _act_code(act, alpha):
@@ -283,18 +285,14 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, act=None,
             raise ValueError(f"{name}: expected shape ({c},), got {tuple(p.data.shape)}")
     if a.size == 0:
         return _empty_norm(x, w, b)
-    if isinstance(a, np.ndarray) and a.dtype in _FAST_DTYPES["cpu"] and _cpp_norm() is not None \
-            and all(p is None or p.data.dtype == a.dtype for p in (w, b)):
-        # C++: OpenMP over rows, the activation's vector exp in the same pass (one pass each way)
-        inner = int(np.prod(a.shape[2:], dtype=np.int64))
-        return _fused_rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,), code, alpha, k=_cpp_norm())
-    if code and isinstance(a, np.ndarray) and _cpp_act():
+    kern = _fused_norm_kernels(a, w, b)
+    if code and kern is not None and kern is not _cpp_norm() and _cpp_act():
         # the C++ activation's vector exp beats the fused Numba pass's by 4x: GroupNorm then
         # SiLU costs 0.3 + 0.1 ms forward against 1.3 ms fused at 32x16x32x32 (one thread)
         return _bias_act(group_norm(x, num_groups, w, b, eps), None, 0, act, alpha, 1.0, -1.0)
-    if _use_fused(a, w, b):
+    if kern is not None:  # C++: OpenMP over rows, the activation's vector exp in the same pass
         inner = int(np.prod(a.shape[2:], dtype=np.int64))
-        return _fused_rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,), code, alpha)
+        return _fused_rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,), kern, code, alpha)
     if code:
         return _bias_act(group_norm(x, num_groups, w, b, eps), None, 0, act, alpha, 1.0, -1.0)
     ar = a.reshape(n, num_groups, a.size // max(n * num_groups, 1))
@@ -341,13 +339,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
             raise ValueError(f"{name}: expected shape {normalized_shape}, got {tuple(p.data.shape)}")
     if a.size == 0:
         return _empty_norm(x, w, b)
-    if isinstance(a, np.ndarray) and a.dtype in _FAST_DTYPES["cpu"] and _cpp_norm() is not None \
-            and all(p is None or p.data.dtype == a.dtype for p in (w, b)):
+    kern = _fused_norm_kernels(a, w, b)
+    if kern is not None:
         m = int(np.prod(normalized_shape, dtype=np.int64))
-        return _fused_rows_norm(x, _contig(a).reshape(-1, m), 1, 1, w, b, eps, normalized_shape, k=_cpp_norm())
-    if _use_fused(a, w, b):
-        m = int(np.prod(normalized_shape, dtype=np.int64))
-        return _fused_rows_norm(x, _contig(a).reshape(-1, m), 1, 1, w, b, eps, normalized_shape)
+        return _fused_rows_norm(x, _contig(a).reshape(-1, m), 1, 1, w, b, eps, normalized_shape, kern)
     axes = tuple(range(a.ndim - k, a.ndim))
     xhat, rstd = _refnorm.normalize(a, axes, eps)
     out = xhat * w.data if w is not None else xhat.copy()

@@ -12,8 +12,8 @@ from .. import _backend
 LAYER_NORM_ROWS = 16  # kLayerNormRows in kernels/group_norm/group_norm.h
 
 
-def _affine(w, b, n, dtype):
-    """Flat weight and bias, ones / zeros standing in for a missing one."""
+def affine(w, b, n, dtype):
+    """Flat weight and bias, ones / zeros standing in for a missing one (branch-free loops)."""
     w = np.ones(n, dtype) if w is None else np.ascontiguousarray(w.reshape(-1))
     b = np.zeros(n, dtype) if b is None else np.ascontiguousarray(b.reshape(-1))
     return w, b
@@ -31,7 +31,7 @@ class _Kernels:
         mean = np.empty(rows, np.float64)
         rstd = np.empty(rows, np.float64)
         if x.size:
-            w, b = _affine(w, b, x.size // (x.shape[0] * inner), x.dtype)
+            w, b = affine(w, b, x.size // (x.shape[0] * inner), x.dtype)
             self._mod.group_norm_forward(x, w, b, y, mean, rstd, groups, inner, float(eps), int(act), float(alpha))
         return y, mean, rstd
 
@@ -47,7 +47,7 @@ class _Kernels:
         pw = np.zeros((prow, cpg), np.float64)
         pb = np.zeros((prow, cpg), np.float64)
         if x.size:
-            w, b = _affine(w, b, groups * cpg, x.dtype)
+            w, b = affine(w, b, groups * cpg, x.dtype)
             self._mod.group_norm_backward(gy, x, w, b, mean, rstd, gx, bool(need_x), pw, pb, groups, inner, int(act),
                                           float(alpha))
         return (gx if need_x else None), pw, pb

@@ -15,6 +15,7 @@ import math
 import numpy as np
 from numba import prange
 
+from ..group_norm import affine as _affine  # the C++ kernels' too: ones / zeros for None
 from . import _jit, scalar
 from ._jit import cpu_fn
 
@@ -274,13 +275,6 @@ def _get(n):
     if par not in _kernels:
         _kernels[par] = _make(par)
     return _kernels[par]
-
-
-def _affine(w, b, n, dtype):
-    """Flat weight and bias, ones / zeros standing in for a missing one (branch-free loops)."""
-    w = np.ones(n, dtype) if w is None else w.reshape(-1)
-    b = np.zeros(n, dtype) if b is None else b.reshape(-1)
-    return w, b
 
 
 def forward(x, w, b, groups, inner, eps, act=0, alpha=0.0):
