@@ -692,7 +692,8 @@ def format_table(result):
         t = r["seconds"]
         ts = f"{t * 1e3:8.3f} ms" if t >= 1e-3 else f"{t * 1e6:8.1f} us"
         pct = f"{r['pct_ceiling']:6.1f}%" if r["pct_ceiling"] is not None else "      -"
-        ratio = f"{r['ratio']:6.2f}x {r['best_alternative']}" if r["ratio"] is not None else "-"
+        # no alternative installed for this problem (e.g. torch absent): no ratio
+        ratio = f"{r['ratio']:6.2f}x {r['best_alternative']}" if r["ratio"] is not None else "\u2013"
         lines.append(f"{shape:<{w}}  {r['impl']:<12} {r['device']:<4} {ts:>11} {r['rate']:9.2f} {r['unit']:<7} "
                      f"{pct:>7} {ratio:>17}")
     return "\n".join(lines)
