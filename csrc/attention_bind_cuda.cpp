@@ -40,7 +40,7 @@ void bind(py::module_& m) {
       py::gil_scoped_release nogil;
       err = pf::cuda::attention_forward(qp, kp, vp, op, lp, p, dtype, reinterpret_cast<void*>(stream));
     }
-    pf::cuda::check(err, "attention_forward");
+    pf::cuda::check(err, "attention_forward", reinterpret_cast<void*>(stream));
   });
   m.def("attention_backward_workspace", [](std::vector<std::int64_t> qs, std::vector<std::int64_t> ks, bool causal,
                                            double scale) {
@@ -75,7 +75,7 @@ void bind(py::module_& m) {
       err = pf::cuda::attention_backward(dop, qp, kp, vp, op, lp, dqp, dkp, dvp, wsp, p, dtype,
                                          reinterpret_cast<void*>(stream));
     }
-    pf::cuda::check(err, "attention_backward");
+    pf::cuda::check(err, "attention_backward", reinterpret_cast<void*>(stream));
   });
 }
 pfb::Register reg(bind);

@@ -33,7 +33,7 @@ void bind(py::module_& m) {
       py::gil_scoped_release nogil;
       err = pf::cuda::bias_act_forward(xp, reinterpret_cast<void*>(b), yp, p, dtype, reinterpret_cast<void*>(stream));
     }
-    pf::cuda::check(err, "bias_act_forward");
+    pf::cuda::check(err, "bias_act_forward", reinterpret_cast<void*>(stream));
   });
   m.def("bias_act_backward", [](std::uintptr_t gy, std::uintptr_t x, std::uintptr_t b, std::uintptr_t gx,
                                 std::uintptr_t gb, std::vector<std::int64_t> shape, int dim, int act, double alpha,
@@ -50,7 +50,7 @@ void bind(py::module_& m) {
       err = pf::cuda::bias_act_backward(gyp, xp, reinterpret_cast<void*>(b), gxp, reinterpret_cast<float*>(gb), p,
                                         dtype, reinterpret_cast<void*>(stream));
     }
-    pf::cuda::check(err, "bias_act_backward");
+    pf::cuda::check(err, "bias_act_backward", reinterpret_cast<void*>(stream));
   });
 }
 pfb::Register reg(bind);

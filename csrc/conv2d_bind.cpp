@@ -2,8 +2,6 @@
 // kernels/conv2d. Geometry args (stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right,
 // dil_h, dil_w, groups) come from Python; the sizes come from the arrays themselves, so a
 // kernel never indexes past what the checks below have seen.
-#include <pybind11/stl.h>
-
 #include <type_traits>
 #include <vector>
 

@@ -1,8 +1,6 @@
 // Glue for conv2d on the GPU: device pointers, shapes and geometry from Python (CuPy
 // arrays), CuPy's current stream; the kernels are in kernels/conv2d/conv2d_cuda.cu. Shapes
 // are checked against each other here so a launch never indexes past an array.
-#include <pybind11/stl.h>
-
 #include <vector>
 
 #include "common/cuda_info.h"
@@ -54,7 +52,7 @@ void bind(py::module_& m) {
       py::gil_scoped_release nogil;
       err = pf::cuda::conv2d_forward(xp, wp, reinterpret_cast<void*>(b), yp, p, dtype, reinterpret_cast<void*>(stream));
     }
-    pf::cuda::check(err, "conv2d_forward");
+    pf::cuda::check(err, "conv2d_forward", reinterpret_cast<void*>(stream));
   });
   m.def("conv2d_backward_data", [](std::uintptr_t dy, std::uintptr_t w, std::uintptr_t dx, Shape xs, Shape wsh,
                                    Shape ys, Shape g, int dtype, std::uintptr_t stream) {
@@ -69,7 +67,7 @@ void bind(py::module_& m) {
       py::gil_scoped_release nogil;
       err = pf::cuda::conv2d_backward_data(dyp, wp, dxp, p, dtype, reinterpret_cast<void*>(stream));
     }
-    pf::cuda::check(err, "conv2d_backward_data");
+    pf::cuda::check(err, "conv2d_backward_data", reinterpret_cast<void*>(stream));
   });
   m.def("conv2d_backward_weight", [](std::uintptr_t x, std::uintptr_t dy, std::uintptr_t dw, std::uintptr_t ws,
                                      Shape xs, Shape wsh, Shape ys, Shape g, int dtype, std::uintptr_t stream) {
@@ -85,7 +83,7 @@ void bind(py::module_& m) {
       py::gil_scoped_release nogil;
       err = pf::cuda::conv2d_backward_weight(xp, dyp, dwp, wsp, p, dtype, reinterpret_cast<void*>(stream));
     }
-    pf::cuda::check(err, "conv2d_backward_weight");
+    pf::cuda::check(err, "conv2d_backward_weight", reinterpret_cast<void*>(stream));
   });
   m.def("conv2d_backward_bias", [](std::uintptr_t dy, std::uintptr_t db, Shape ys, int dtype, std::uintptr_t stream) {
     PF_CHECK(ys.size() == 4, "grad_out: expected 4 dims");
@@ -100,7 +98,7 @@ void bind(py::module_& m) {
       py::gil_scoped_release nogil;
       err = pf::cuda::conv2d_backward_bias(dyp, dbp, p, dtype, reinterpret_cast<void*>(stream));
     }
-    pf::cuda::check(err, "conv2d_backward_bias");
+    pf::cuda::check(err, "conv2d_backward_bias", reinterpret_cast<void*>(stream));
   });
 }
 pfb::Register reg(bind);

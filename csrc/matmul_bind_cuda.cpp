@@ -26,7 +26,7 @@ void bind(py::module_& m) {
       py::gil_scoped_release nogil;
       err = pf::cuda::gemm(ap, bp, reinterpret_cast<const void*>(bias), cp, p, dtype, reinterpret_cast<void*>(stream));
     }
-    pf::cuda::check(err, "matmul");
+    pf::cuda::check(err, "matmul", reinterpret_cast<void*>(stream));
   });
 }
 pfb::Register reg(bind);

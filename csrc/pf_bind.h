@@ -1,9 +1,12 @@
 // csrc/pf_bind.h: glue shared by the pybind11 modules. Each op's glue file registers a binder
 // (static pfb::Register) so adding an op never edits bind_cpu.cpp / bind_cuda.cpp. The
 // Python layer validates first; these checks run again so no bad pointer reaches a kernel.
+// All glue includes this header: the casters (stl.h for the std::vector shapes
+// the CUDA glue takes) must be the same in every translation unit of a module.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 #include <string>

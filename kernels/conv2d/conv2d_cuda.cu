@@ -248,11 +248,13 @@ __global__ void __launch_bounds__(256) bias_grad(const T* __restrict__ dy, T* __
   if (threadIdx.x == 0) db[k] = from_f<T>(red[0]);
 }
 
-int device_major() {
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
-  return major;
+// The current device's compute capability major; the CUDA error when there is no device, so
+// a missing GPU is reported as such rather than as a missing kernel.
+cudaError_t device_major(int* major) {
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return e;
+  return cudaDeviceGetAttribute(major, cudaDevAttrComputeCapabilityMajor, dev);
 }
 
 template <class T, class Map>
@@ -264,7 +266,10 @@ int launch(const Map& map, i64 groups, int splits, cudaStream_t s) {
   if constexpr (std::is_same<T, float>::value) {
     igemm_simt<Map><<<grid, 256, 0, s>>>(map, splits);
   } else {
-    if (device_major() < 8) return cudaErrorInvalidDeviceFunction;  // WMMA bf16/f16 path: sm_80+
+    int major = 0;
+    const cudaError_t e = device_major(&major);
+    if (e != cudaSuccess) return e;
+    if (major < 8) return cudaErrorInvalidDeviceFunction;  // WMMA bf16/f16 path: sm_80+
     igemm_wmma<T, Map><<<grid, 128, 0, s>>>(map, splits);
   }
   return cudaGetLastError();
