@@ -14,15 +14,15 @@ tests/gpu runs the same calls on the device.
 """
 from __future__ import annotations
 
-import importlib
 import types
 
 import numpy as np
 import pytest
 
-from pixelforge import _backend
-# the op modules (pixelforge.ops.attention is the public function of the same name)
-attention, bias_act, conv2d, matmul = (importlib.import_module(f"pixelforge.ops.{name}")
+from pixelforge import _backend, ops
+# the op modules (pixelforge.ops.attention is the public function of the same name; the
+# package's own importer binds the functions again after loading a module)
+attention, bias_act, conv2d, matmul = (ops._import_op_module(name)
                                        for name in ("attention", "bias_act", "conv2d", "matmul"))
 
 _cuda = _backend.cuda_module()
