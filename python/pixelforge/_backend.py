@@ -9,8 +9,10 @@ import functools
 import importlib
 import os
 
+import numpy as np
+
 __all__ = ["cpu_module", "cuda_module", "cuda_device_count", "cupy", "numba_version",
-           "numba_cuda_available", "is_cupy_array"]
+           "numba_cuda_available", "is_cupy_array", "xp_of", "to_host"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,8 +58,21 @@ def cupy():
 
 
 def is_cupy_array(x) -> bool:
-    # Checked by module name so CuPy is never imported just to look at a NumPy array.
-    return type(x).__module__.startswith("cupy") and hasattr(x, "__cuda_array_interface__")
+    """``x`` is an array of the GPU array module :func:`cupy` returns (CuPy's ndarray)."""
+    if isinstance(x, (np.ndarray, np.generic, int, float)):  # the common case never imports CuPy
+        return False
+    cp = cupy()
+    return cp is not None and isinstance(x, cp.ndarray)
+
+
+def xp_of(x):
+    """The array module of ``x``: CuPy for a GPU array, else NumPy. The one place that says so."""
+    return cupy() if is_cupy_array(x) else np
+
+
+def to_host(x):
+    """A NumPy copy of a GPU array (an explicit transfer); NumPy arrays pass through."""
+    return x.get() if is_cupy_array(x) else x
 
 
 @functools.lru_cache(maxsize=None)

@@ -19,12 +19,7 @@ def device_of(x) -> str:
     return "cuda" if _backend.is_cupy_array(x) else "cpu"
 
 
-def xp_of(x):
-    """The array module of ``x``: numpy or cupy."""
-    if _backend.is_cupy_array(x):
-        import cupy  # noqa: PLC0415
-        return cupy
-    return np
+xp_of = _backend.xp_of
 
 
 def as_array(x, name: str):

@@ -721,8 +721,7 @@ def embedding(input, weight, padding_idx=None):  # noqa: A002
             if len(starts):
                 gw[sf[starts]] = np.add.reduceat(g2[order], starts, axis=0)
         else:
-            import cupyx  # noqa: PLC0415
-            cupyx.scatter_add(gw, fi, g2)
+            xp.add.at(gw, fi, g2)
         if padding_idx is not None:
             gw[padding_idx] = 0
         return (gw,)

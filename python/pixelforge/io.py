@@ -13,6 +13,8 @@ import tempfile
 
 import numpy as np
 
+from . import _backend
+
 __all__ = ["save", "load", "load_metadata", "save_image_grid", "CheckpointError", "atomic_write"]
 
 
@@ -42,7 +44,7 @@ def _to_numpy_dict(obj):
         if isinstance(v, Tensor):
             v = v.data
         if not isinstance(v, np.ndarray):
-            v = v.get() if type(v).__module__.startswith("cupy") else np.asarray(v)
+            v = v.get() if _backend.is_cupy_array(v) else np.asarray(v)
         if v.dtype == object:
             raise TypeError(f"module_or_state_dict[{k!r}]: expected a numeric array, got {type(v).__name__}")
         out[k] = np.ascontiguousarray(v)
@@ -182,7 +184,7 @@ def save_image_grid(images, path, nrow=None, padding=1) -> None:
     from .tensor import Tensor  # noqa: PLC0415
     if isinstance(images, Tensor):
         images = images.numpy()
-    a = np.asarray(images.get() if type(images).__module__.startswith("cupy") else images, dtype=np.float32)
+    a = np.asarray(_backend.to_host(images), dtype=np.float32)
     if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[0] == 0:
         raise ValueError(f"images: expected (N, 1|3, H, W) with N >= 1, got shape {a.shape}")
     n, c, h, w = a.shape

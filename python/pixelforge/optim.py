@@ -20,11 +20,7 @@ from .tensor import Tensor
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "EMA", "WarmupCosine", "warmup_cosine", "clip_grad_norm_"]
 
 
-def _xp(a):
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy  # noqa: PLC0415
-    return cupy
+from ._backend import xp_of as _xp
 
 
 def _kernels():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _backend
 from ._memory import keep_freed_memory
 
 # training allocates and frees the same activation sizes every step: reuse them (see _memory)
@@ -82,14 +83,10 @@ class enable_grad(_SetGrad):  # noqa: N801
 
 
 def _is_array(x) -> bool:
-    return isinstance(x, np.ndarray) or (type(x).__module__.startswith("cupy") and hasattr(x, "shape"))
+    return isinstance(x, np.ndarray) or _backend.is_cupy_array(x)
 
 
-def _xp(a):
-    if isinstance(a, (np.ndarray, np.generic)) or not type(a).__module__.startswith("cupy"):
-        return np
-    import cupy  # noqa: PLC0415
-    return cupy
+_xp = _backend.xp_of
 
 
 def _to_array(data, dtype=None):
@@ -617,11 +614,7 @@ class Tensor:
             xp = _xp(g)
             z = xp.zeros(shape, dt)
             if _is_advanced(idx):
-                if xp is np:
-                    np.add.at(z, idx, g)
-                else:
-                    import cupyx  # noqa: PLC0415
-                    cupyx.scatter_add(z, idx, g)
+                xp.add.at(z, idx, g)  # repeated indices accumulate (CuPy's add.at too)
             else:
                 z[idx] = g
             return (z,)

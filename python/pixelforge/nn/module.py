@@ -10,6 +10,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .. import _backend
 from ..tensor import Tensor, _to_array
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys"]
@@ -30,7 +31,7 @@ class Parameter(Tensor):
 
 
 def _is_arraylike_buffer(v):
-    return isinstance(v, np.ndarray) or type(v).__module__.startswith("cupy")
+    return isinstance(v, np.ndarray) or _backend.is_cupy_array(v)
 
 
 class Module:
@@ -212,7 +213,6 @@ class Module:
 
         def fn(a):
             if device == "cuda" and isinstance(a, np.ndarray):
-                from .. import _backend  # noqa: PLC0415
                 cp = _backend.cupy()
                 if cp is None:
                     raise ValueError("device: 'cuda' needs CuPy and a GPU")

@@ -6,6 +6,7 @@ x is viewed as (outer, C, inner) with C the bias dimension.
 import numpy as np
 from numba import cuda, prange
 
+from ... import _backend
 from . import _jit, scalar
 from ._jit import cpu_fn, gpu_fn
 
@@ -110,9 +111,8 @@ def _launch_config(n):
 
 
 def _stream_for(arr):
-    if type(arr).__module__.startswith("cupy"):
-        import cupy  # noqa: PLC0415
-        return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
+    if _backend.is_cupy_array(arr):
+        return cuda.external_stream(_backend.cupy().cuda.get_current_stream().ptr)
     return 0
 
 

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import cuda, prange
 
+from ... import _backend
 from . import _jit
 from ._jit import cpu_fn, gpu_fn
 
@@ -210,9 +211,8 @@ def _launch(n):
 
 
 def _stream_for(arr):
-    if type(arr).__module__.startswith("cupy"):
-        import cupy  # noqa: PLC0415
-        return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
+    if _backend.is_cupy_array(arr):
+        return cuda.external_stream(_backend.cupy().cuda.get_current_stream().ptr)
     return 0
 
 

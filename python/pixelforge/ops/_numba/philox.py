@@ -39,6 +39,7 @@ from numba import cuda, prange  # cuda as a module global: the simulator swaps i
 from numba.core import types as nbtypes
 from numba.core.extending import intrinsic
 
+from ... import _backend
 from .._ref import random as _r
 from . import _jit
 from ._jit import gpu_fn
@@ -539,14 +540,12 @@ def launch_config(n, threads=128, max_blocks=4096):
 
 
 def stream_for(arr):
-    if type(arr).__module__.startswith("cupy"):
-        import cupy  # noqa: PLC0415
-        return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
+    if _backend.is_cupy_array(arr):
+        return cuda.external_stream(_backend.cupy().cuda.get_current_stream().ptr)
     return 0
 
 
-def _xp(a):
-    return np if isinstance(a, np.ndarray) else __import__("cupy")
+_xp = _backend.xp_of
 
 
 def philox_gpu(ctr, key):

@@ -31,6 +31,7 @@ import numba
 import numpy as np
 from numba import cuda, prange  # cuda as a module global: the simulator swaps it there
 
+from ... import _backend
 from .._ref import random as _r
 from . import _jit, philox
 from .philox import bits_f64, cpu_vec_fn, launch_config, stream_for
@@ -513,8 +514,7 @@ def _gpu():
     return _gpu_kernels
 
 
-def _xp(a):
-    return np if isinstance(a, np.ndarray) else __import__("cupy")
+_xp = _backend.xp_of
 
 
 def _launch(name, n, *args, threads=128, max_blocks=4096):

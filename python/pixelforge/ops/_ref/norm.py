@@ -3,11 +3,12 @@
 Rows: x viewed as (R, M) with statistics per row; GroupNorm rows are (n, group), LayerNorm rows
 are everything before the normalized dims. xhat = (x - mean) / sqrt(var + eps) (biased var).
 """
+from ..._backend import xp_of
 
 
 def normalize(a, axes, eps):
     """xhat and 1/sqrt(var + eps) (keepdims) over ``axes``."""
-    xp = __import__("cupy") if type(a).__module__.startswith("cupy") else __import__("numpy")
+    xp = xp_of(a)
     mean = a.mean(axis=axes, keepdims=True)
     xc = a - mean
     var = (xc * xc).mean(axis=axes, keepdims=True)
