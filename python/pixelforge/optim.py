@@ -20,12 +20,36 @@ from .tensor import Tensor
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "EMA", "WarmupCosine", "warmup_cosine", "clip_grad_norm_"]
 
 
+from . import _backend
 from ._backend import xp_of as _xp
+from ._dispatch import NotBuilt, register, resolve
 
 
-def _kernels():
+# The fused updates, through the dispatch table like every op: "numba" (njit / numba.cuda) and
+# "ref" (ops/_ref/optim.py, NumPy or CuPy: the GPU path where numba.cuda is missing).
+def _numba_optim(device):
+    if _backend.numba_version() is None:
+        raise NotBuilt("numba is not installed")
+    if device == "cuda" and not _backend.numba_cuda_available():
+        raise NotBuilt("numba.cuda has no GPU")
     from .ops._numba import optim as k  # noqa: PLC0415
     return k
+
+
+def _ref_optim():
+    from .ops._ref import optim as r  # noqa: PLC0415
+    return r
+
+
+for _dev in ("cpu", "cuda"):
+    for _op, _kernel in (("adam_step", "adam_step"), ("sgd_step", "sgd_step"), ("ema_update", "ema")):
+        register(_op, _dev, "numba")(
+            lambda d=_dev, k=_kernel: getattr(_numba_optim(d), f"{k}_{'gpu' if d == 'cuda' else 'cpu'}"))
+        register(_op, _dev, "ref")(lambda op=_op: getattr(_ref_optim(), op))
+
+
+def _update(op, arr):
+    return resolve(op, "cpu" if isinstance(arr, np.ndarray) else "cuda")[1]
 
 
 class _FlatGroup:
@@ -192,13 +216,11 @@ class Adam(Optimizer):
         hp = self.param_groups[0]
         self.step_count += 1
         b1, b2 = hp["betas"]
-        k = _kernels()
         for g in self._groups:
             starts, ends, steps = g.gather()
             if not len(starts):
                 continue
-            fn = k.adam_step_gpu if g.gpu else k.adam_step_cpu
-            fn(g.flat, g.gflat, g.state["exp_avg"], g.state["exp_avg_sq"], starts, ends, hp["lr"], b1, b2,
+            _update("adam_step", g.flat)(g.flat, g.gflat, g.state["exp_avg"], g.state["exp_avg_sq"], starts, ends, hp["lr"], b1, b2,
                hp["eps"], hp["weight_decay"], self._decoupled, steps)
 
 
@@ -226,13 +248,11 @@ class SGD(Optimizer):
     def step(self):
         hp = self.param_groups[0]
         self.step_count += 1
-        k = _kernels()
         for g in self._groups:
             starts, ends, steps = g.gather()
             if not len(starts):
                 continue
-            fn = k.sgd_step_gpu if g.gpu else k.sgd_step_cpu
-            fn(g.flat, g.gflat, g.state["momentum_buffer"], starts, ends, hp["lr"], hp["momentum"],
+            _update("sgd_step", g.flat)(g.flat, g.gflat, g.state["momentum_buffer"], starts, ends, hp["lr"], hp["momentum"],
                hp["dampening"], hp["weight_decay"], hp["nesterov"], steps == 1)
 
 
@@ -263,16 +283,17 @@ class EMA:
     def update(self, module=None):
         module = self.module if module is None else module
         d = self.current_decay()
-        k = _kernels()
         sd = module.state_dict()
+        fn = {}
         for name, s in self.shadow.items():
             p = sd[name]
-            if s.flags.c_contiguous and p.flags.c_contiguous and isinstance(s, np.ndarray):
-                k.ema_cpu(s.reshape(-1), p.reshape(-1), d)
-            elif isinstance(s, np.ndarray):
-                s += (1 - d) * (p - s)
+            if s.flags.c_contiguous and p.flags.c_contiguous:
+                dev = isinstance(s, np.ndarray)
+                if dev not in fn:
+                    fn[dev] = _update("ema_update", s)
+                fn[dev](s.reshape(-1), p.reshape(-1), d)
             else:
-                k.ema_gpu(s.reshape(-1), p.reshape(-1), d)
+                s += (1 - d) * (p - s)
         self.num_updates += 1
 
     def copy_to(self, module=None):

@@ -18,6 +18,7 @@ import numpy as np
 from numba import cuda, prange
 
 from ... import _backend
+from .._ref.optim import adam_scalars
 from . import _jit
 from ._jit import cpu_fn, gpu_fn
 
@@ -138,10 +139,7 @@ def _cpu(n):
     return _cpu_kernels[par]
 
 
-def _adam_scalars(lr, beta1, beta2, steps):
-    """Per-range step size lr / bc1 and 1 / sqrt(bc2) (steps: each range's step count, >= 1)."""
-    steps = np.asarray(steps, np.float64)
-    return lr / (1.0 - beta1 ** steps), 1.0 / np.sqrt(1.0 - beta2 ** steps)
+_adam_scalars = adam_scalars
 
 
 def adam_step_cpu(p, g, m, v, starts, ends, lr, beta1, beta2, eps, wd, decoupled, steps):
