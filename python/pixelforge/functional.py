@@ -479,10 +479,14 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if tuple(tgt.shape) != tuple(want):
             raise ValueError(f"target: expected class indices of shape {tuple(want)}, got {tuple(tgt.shape)}")
         ti = tgt.reshape(-1)
+        tx = _xp(ti)  # checked where the targets live: host targets cost the device no sync
         valid = ti != ignore_index
         if bool(((ti < 0) | (ti >= c))[valid].any()) if ti.size else False:
             raise ValueError(f"target: class indices must be in [0, {c}) (or ignore_index={ignore_index})")
-        safe = xp.where(valid, ti, 0)
+        count = valid.sum()
+        safe = tx.where(valid, ti, 0)
+        if tx is not xp:  # host targets for device logits: one explicit copy over
+            safe, valid = xp.asarray(safe), xp.asarray(valid)
         q = xp.zeros_like(a2)
         q[xp.arange(ti.size), safe] = (1 - ls)
         if ls:
@@ -491,7 +495,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             # torch weights the one-hot part by w[target] and the smoothing part by w[c]
             q = q * wrow
         q *= valid[:, None]
-        denom_w = (w[safe] * valid).sum() if w is not None else valid.sum()
+        denom_w = (w[safe] * valid).sum() if w is not None else count
     else:
         if tgt.shape != a.shape:
             raise ValueError(f"target: class probabilities must have input's shape {tuple(a.shape)}, "
@@ -707,6 +711,8 @@ def embedding(input, weight, padding_idx=None):  # noqa: A002
         raise ValueError(f"input: indices must be in [0, {num}), got range [{int(idx.min())}, {int(idx.max())}]")
     W = w.data
     xp = _xp(W)
+    if xp is not np and isinstance(idx, np.ndarray):
+        idx = xp.asarray(idx)  # checked on the host, then one explicit copy to the weights' device
 
     def bw(g):
         gw = xp.zeros_like(W)

@@ -22,7 +22,7 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "EMA", "WarmupCosine", "warmup_c
 
 from . import _backend
 from ._backend import xp_of as _xp
-from ._dispatch import NotBuilt, register, resolve
+from ._dispatch import NotBuilt, register, resolve, set_order
 
 
 # The fused updates, through the dispatch table like every op: "numba" (njit / numba.cuda) and
@@ -46,6 +46,7 @@ for _dev in ("cpu", "cuda"):
         register(_op, _dev, "numba")(
             lambda d=_dev, k=_kernel: getattr(_numba_optim(d), f"{k}_{'gpu' if d == 'cuda' else 'cpu'}"))
         register(_op, _dev, "ref")(lambda op=_op: getattr(_ref_optim(), op))
+        set_order(_op, _dev, ("numba", "ref"))
 
 
 def _update(op, arr):
@@ -311,7 +312,7 @@ class EMA:
                 raise ValueError(f"state: missing {name!r}")
             if tuple(state[name].shape) != s.shape:
                 raise ValueError(f"state: {name!r} has shape {tuple(state[name].shape)}, expected {s.shape}")
-            s[...] = state[name]
+            s[...] = _backend.to_host(state[name]) if isinstance(s, np.ndarray) else state[name]
 
 
 # ----------------------------------------------------------------------------- LR schedule

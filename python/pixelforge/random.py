@@ -85,8 +85,8 @@ def _dtype(dtype):
 def _device(device):
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and (_backend.cupy() is None or not _backend.numba_cuda_available()):
-        raise ValueError("device: 'cuda' needs CuPy and numba.cuda with a GPU; none is available here")
+    if device == "cuda" and _backend.cupy() is None:
+        raise ValueError("device: 'cuda' needs CuPy with a GPU; none is available here")
     return device
 
 

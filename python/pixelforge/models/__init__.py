@@ -26,13 +26,15 @@ def _family_class(family):
     return getattr(importlib.import_module(f".{module}", __name__), cls)
 
 
-def create(family, image_shape=(1, 8, 8), num_classes=None, **config):
-    """A new, untrained model of ``family`` for images of ``image_shape`` (C, H, W)."""
-    return _family_class(family)(image_shape, num_classes, **config)
+def create(family, image_shape=(1, 8, 8), num_classes=None, *, device="cpu", **config):
+    """A new, untrained model of ``family`` for images of ``image_shape`` (C, H, W), on
+    ``device`` "cpu" (NumPy) or "cuda" (CuPy; a clear ValueError where there is no GPU)."""
+    return _family_class(family)(image_shape, num_classes, device=device, **config)
 
 
-def load(directory):
-    """The model saved by ``m.save(directory)``: it samples exactly as the saved one."""
+def load(directory, *, device="cpu"):
+    """The model saved by ``m.save(directory)``, on ``device``: it samples exactly as the saved
+    one."""
     from .. import io as pfio  # noqa: PLC0415
     from .base import WEIGHTS  # noqa: PLC0415
     path = pathlib.Path(directory) / WEIGHTS
@@ -46,7 +48,7 @@ def load(directory):
         config = json.loads(meta["model_config"])
     except (KeyError, ValueError) as e:
         raise ValueError(f"directory: {path} is not a pixelforge model checkpoint ({e})") from None
-    model = create(family, shape, num_classes, **config)
+    model = create(family, shape, num_classes, device=device, **config)
     model.load_state_dict(pfio.load(os.fspath(path)))
     model.steps_trained = int(meta.get("steps_trained", 0))
     return model

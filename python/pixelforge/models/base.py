@@ -1,8 +1,16 @@
 """What every generator family shares: config checking, fit / sample / save / load.
 
 A family subclasses :class:`GenerativeModel`, lists its ``DEFAULTS`` (every accepted config
-key), builds its modules in ``_build`` and implements ``_train_step`` and ``_sample``.
-Images are float32 (N, C, H, W) in [0, 1]; labels are int64 class indices.
+key), builds its modules in ``_build`` and its optimizers in ``_build_optimizers``, and
+implements ``_train_step`` and ``_sample``. Images are float32 (N, C, H, W) in [0, 1]; labels
+are int64 class indices.
+
+Devices: a model lives on ``device`` "cpu" (NumPy) or "cuda" (CuPy): ``create(..., device=)``,
+``m.to(device)``. On the GPU each training step moves its batch over once, draws its noise on
+the device (``pf.random``), runs the fused optimizers there, and reads the losses back only
+every ``LOG_EVERY`` steps (one transfer for all of them); ``sample`` returns a NumPy array, and
+``save`` writes host copies. Families keep labels and timesteps on the host (they are validated
+there) and hand device arrays only to the layers.
 """
 from __future__ import annotations
 
@@ -14,7 +22,9 @@ import time
 
 import numpy as np
 
+from .. import _backend
 from .. import io as pfio
+from .. import random as pfrandom
 from ..nn import init as nn_init
 
 WEIGHTS = "model.safetensors"
@@ -26,8 +36,10 @@ class GenerativeModel:
     # default number of training steps on the digits (about 3-4 minutes on 2 cores)
     DEFAULT_STEPS = 1000
     DEFAULT_BATCH = 128
+    # on the GPU, losses are read back once every LOG_EVERY steps (the only host sync of a step)
+    LOG_EVERY = 25
 
-    def __init__(self, image_shape=(1, 8, 8), num_classes=None, **config):
+    def __init__(self, image_shape=(1, 8, 8), num_classes=None, *, device="cpu", **config):
         shape = tuple(int(s) for s in image_shape) if isinstance(image_shape, (tuple, list)) else None
         if shape is None or len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"image_shape: expected (C, H, W) of positive ints, got {image_shape!r}")
@@ -45,8 +57,13 @@ class GenerativeModel:
         self.num_classes = num_classes
         self.config = {**self.DEFAULTS, **config}
         self.steps_trained = 0
+        self.device = "cpu"
+        _check_device(device)
         nn_init.manual_seed(int(self.config.get("init_seed", 0)))
         self._build()
+        self._build_optimizers()
+        if device != "cpu":
+            self.to(device)
 
     # ------------------------------------------------------------------ to implement
     def _build(self):
@@ -54,6 +71,14 @@ class GenerativeModel:
 
     def _modules(self) -> dict:
         """name -> pf.nn.Module holding every weight that is saved."""
+        raise NotImplementedError
+
+    def _build_optimizers(self):
+        """(Re)create the optimizers and EMA trackers over the modules' current arrays."""
+        raise NotImplementedError
+
+    def _optimizers(self) -> dict:
+        """name -> optimizer or EMA built by ``_build_optimizers`` (their state moves with ``to``)."""
         raise NotImplementedError
 
     def _train_step(self, x, y, rng, step, total) -> dict:
@@ -66,13 +91,46 @@ class GenerativeModel:
         """Hook run after training on (images, labels) (e.g. copy EMA weights into the
         sampling network)."""
 
+    # ------------------------------------------------------------------ device
+    @property
+    def xp(self):
+        """The array module of this model's device: NumPy or CuPy."""
+        return np if self.device == "cpu" else _backend.cupy()
+
+    def to(self, device):
+        """Move every weight, optimizer state and EMA average to ``device`` ("cpu" or "cuda").
+        Returns the model. The optimizers are rebuilt over the moved arrays with their state."""
+        _check_device(device)
+        if device == self.device:
+            return self
+        old = self._optimizers()
+        state = {name: opt.state_dict() for name, opt in old.items()}
+        for m in self._modules().values():
+            m.to(device=device)
+        self._build_optimizers()
+        for name, opt in self._optimizers().items():
+            opt.load_state_dict(state[name])
+            if hasattr(opt, "num_updates"):  # an EMA's warm-up position
+                opt.num_updates = old[name].num_updates
+        self.device = device
+        return self
+
+    def _dev(self, a):
+        """A host array on this model's device (an explicit copy on the GPU)."""
+        return a if self.device == "cpu" else self.xp.asarray(a)
+
+    def _randn(self, shape, rng, offset=0):
+        """Standard normals on this model's device from a seed drawn from the host ``rng``:
+        Philox streams, so the CPU and the GPU draw the same bits."""
+        return pfrandom.randn(shape, seed=int(rng.integers(0, 2 ** 62)), offset=offset, device=self.device)
+
     # ------------------------------------------------------------------ checks
     @property
     def conditional(self) -> bool:
         return self.num_classes is not None
 
     def _check_images(self, images):
-        x = np.asarray(images)
+        x = np.asarray(_backend.to_host(images))
         if x.dtype.kind not in "fiu":
             raise TypeError(f"images: expected a numeric array, got dtype {x.dtype}")
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
@@ -91,7 +149,7 @@ class GenerativeModel:
             return None
         if not self.conditional:
             raise ValueError("labels: given to an unconditional model (create it with num_classes=...)")
-        y = np.asarray(labels)
+        y = np.asarray(_backend.to_host(labels))
         if y.ndim == 0:
             y = np.full(n, y)
         if y.dtype.kind not in "iu":
@@ -157,6 +215,10 @@ class GenerativeModel:
         return history
 
     def _fit_loop(self, x, y, steps, bs, rng, history, bar, t0, max_seconds):
+        # Losses come back from _train_step as 0-d arrays; on the GPU they wait here and are read
+        # back every LOG_EVERY steps in one transfer, so a step never waits for the device.
+        every = 1 if self.device == "cpu" else self.LOG_EVERY
+        pending = []
         done = 0
         for step in range(int(steps)):
             if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
@@ -164,14 +226,34 @@ class GenerativeModel:
             idx = rng.integers(0, len(x), bs)
             losses = self._train_step(x[idx], None if y is None else y[idx], rng, step, int(steps))
             done += 1
-            for k, v in losses.items():
-                history.setdefault(k, []).append(float(v))
+            pending.append(losses)
+            if len(pending) >= every:
+                last = self._record_losses(pending, history)
+                pending = []
+                if bar is not None and (every > 1 or step % 10 == 0):
+                    ips = (step + 1) * bs / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix({**{k: f"{v:.4f}" for k, v in last.items()}, "img/s": f"{ips:.0f}"},
+                                    refresh=False)
             if bar is not None:
                 bar.update(1)
-                if step % 10 == 0:
-                    ips = (step + 1) * bs / max(time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix({**{k: f"{float(v):.4f}" for k, v in losses.items()}, "img/s": f"{ips:.0f}"})
+        if pending:
+            self._record_losses(pending, history)
         return done
+
+    def _record_losses(self, pending, history):
+        """Append the pending steps' losses to ``history`` (one device->host transfer on the
+        GPU); returns the last step's losses as floats."""
+        names = list(pending[0])
+        if self.device == "cpu":
+            rows = [[float(p[k]) for k in names] for p in pending]
+        else:
+            xp = self.xp
+            rows = xp.stack([xp.stack([xp.asarray(p[k], xp.float64) for k in names]) for p in pending]).get()
+            rows = rows.tolist()
+        for row in rows:
+            for k, v in zip(names, row):
+                history.setdefault(k, []).append(float(v))
+        return dict(zip(names, rows[-1]))
 
     def sample(self, n, *, seed=0, labels=None, **kw):
         """``n`` images, float32 (n, C, H, W) in [0, 1]; the same seed gives the same bits.
@@ -196,7 +278,7 @@ class GenerativeModel:
         finally:
             for m in self._modules().values():
                 m.train()
-        return np.clip(np.asarray(out, np.float32), 0.0, 1.0)
+        return np.clip(np.asarray(_backend.to_host(out), np.float32), 0.0, 1.0)
 
     def state_dict(self) -> dict:
         out = {}
@@ -221,4 +303,14 @@ class GenerativeModel:
 
     def __repr__(self):
         cond = f", num_classes={self.num_classes}" if self.conditional else ""
-        return f"{type(self).__name__}(image_shape={self.image_shape}{cond}, steps_trained={self.steps_trained})"
+        dev = f", device={self.device!r}" if self.device != "cpu" else ""
+        return (f"{type(self).__name__}(image_shape={self.image_shape}{cond}, steps_trained={self.steps_trained}"
+                f"{dev})")
+
+
+def _check_device(device):
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and _backend.cupy() is None:
+        raise ValueError("device: 'cuda' needs CuPy and an NVIDIA GPU; none is available here "
+                         "(pip install 'pixelforge[cuda]' on a GPU machine; pf.info() shows what was found)")

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .. import _backend
 from .. import functional as F
 from .. import nn, optim
 from ..tensor import Tensor, cat
@@ -81,7 +82,10 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(c1, channels, 3, padding=1)
 
     def forward(self, x, t, labels=None):
-        emb = self.t_mlp2(F.silu(self.t_mlp1(Tensor(timestep_embedding(t, self.base_emb)))))
+        """x (N, C, H, W) on the model's device; t (N,) host ints; labels (N,) host ints or None."""
+        # the sinusoids of the host timesteps, then one copy to x's device
+        temb = _backend.xp_of(x.data).asarray(timestep_embedding(t, self.base_emb))
+        emb = self.t_mlp2(F.silu(self.t_mlp1(Tensor(temb))))
         if self.label_emb is not None:
             emb = emb + self.label_emb(labels)
         h0 = self.down0(self.conv_in(x), emb)
@@ -119,10 +123,16 @@ class Diffusion(GenerativeModel):
         self.ema_unet = UNet(self.image_shape[0], int(c["base"]), int(c["emb_dim"]), self.num_classes,
                              int(c["heads"]))
         self.ema_unet.load_state_dict(self.unet.state_dict())
-        self.opt = optim.Adam(self.unet.parameters(), lr=float(c["lr"]))
-        self.ema = optim.EMA(self.unet, decay=float(c["ema_decay"]), warmup=True)
         self._acp = self.schedule.alphas_cumprod.astype(np.float32)
         self._noise_offset = 0
+
+    def _build_optimizers(self):
+        c = self.config
+        self.opt = optim.Adam(self.unet.parameters(), lr=float(c["lr"]))
+        self.ema = optim.EMA(self.unet, decay=float(c["ema_decay"]), warmup=True)
+
+    def _optimizers(self):
+        return {"opt": self.opt, "ema": self.ema}
 
     def _modules(self):
         return {"unet": self.unet, "ema_unet": self.ema_unet}
@@ -132,10 +142,10 @@ class Diffusion(GenerativeModel):
         c = self.config
         lr = optim.warmup_cosine(step, float(c["lr"]), int(c["warmup"]), total)
         self.opt.lr = lr
-        x0 = x * 2 - 1
+        x0 = self._dev(x) * 2 - 1
         n = len(x0)
         t = rng.integers(0, self.schedule.num_train_timesteps, n)
-        noise = rng.standard_normal(x0.shape).astype(np.float32)
+        noise = self._randn(x0.shape, rng)
         xt = ops.add_noise(x0, noise, t, self._acp)
         if c["prediction_type"] == "epsilon":
             target = noise
@@ -150,7 +160,7 @@ class Diffusion(GenerativeModel):
         loss.backward()
         self.opt.step()
         self.ema.update()
-        return {"loss": loss.item()}
+        return {"loss": loss.data}
 
     def _after_fit(self, images, labels):
         self.ema.copy_to(self.ema_unet)
@@ -169,6 +179,7 @@ class Diffusion(GenerativeModel):
         # guidance above 1 with clipping wrecks samples (measured): clip only without guidance
         clip = w == 1.0
         seed = int(rng.integers(0, 2 ** 62))
+        xp = self.xp
         outs = []
         for start in range(0, n, batch):
             m = min(batch, n - start)
@@ -176,16 +187,17 @@ class Diffusion(GenerativeModel):
                            if kind == "ddim" else
                            DDPMSampler(self.schedule, prediction_type=c["prediction_type"], clip_sample=clip))
             sampler_obj.set_timesteps(steps)
-            x = pfrandom.randn((m, *self.image_shape), seed=seed, offset=start * int(np.prod(self.image_shape)))
+            x = pfrandom.randn((m, *self.image_shape), seed=seed, offset=start * int(np.prod(self.image_shape)),
+                               device=self.device)
             lab = None if labels is None else labels[start:start + m]
             for i, t in enumerate(sampler_obj.timesteps):
                 tt = np.full(m, int(t))
                 if self.conditional and w != 1.0:
-                    both = self.ema_unet(Tensor(np.concatenate([x, x])), np.concatenate([tt, tt]),
+                    both = self.ema_unet(Tensor(xp.concatenate([x, x])), np.concatenate([tt, tt]),
                                          np.concatenate([lab, np.full(m, self.num_classes)])).data
                     out = both[m:] + w * (both[:m] - both[m:])
                 else:
                     out = self.ema_unet(Tensor(x), tt, lab).data
                 x = sampler_obj.step(out, int(t), x, seed=seed + 1 + i, offset=start * x[0].size)
             outs.append(x)
-        return (np.concatenate(outs) + 1) / 2
+        return (xp.concatenate(outs) + 1) / 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _backend
 from .. import functional as F
 from .. import nn, optim
 from ..tensor import Tensor
@@ -31,15 +32,16 @@ class SNConv2d(nn.Module):
     def sn_weight(self):
         w = self.conv.weight
         wm = w.data.reshape(w.shape[0], -1)
+        xp = _backend.xp_of(wm)
         u = self.u
         if self.training:
             v = wm.T @ u
-            v /= np.linalg.norm(v) + 1e-12
+            v /= xp.linalg.norm(v) + 1e-12
             u = wm @ v
-            u /= np.linalg.norm(u) + 1e-12
+            u /= xp.linalg.norm(u) + 1e-12
             self.u[...] = u
         v = wm.T @ u
-        v /= np.linalg.norm(v) + 1e-12
+        v /= xp.linalg.norm(v) + 1e-12
         sigma = (w.reshape(w.shape[0], -1) @ Tensor(v.reshape(-1, 1))).reshape(-1) @ Tensor(u)
         return w / sigma
 
@@ -112,10 +114,16 @@ class GAN(GenerativeModel):
         self.D = Discriminator(self.image_shape, int(c["d_ch"]), self.num_classes)
         self.G_ema = Generator(self.image_shape, int(c["z_dim"]), int(c["g_ch"]), self.num_classes)
         self.G_ema.load_state_dict(self.G.state_dict())
+
+    def _build_optimizers(self):
+        c = self.config
         betas = (float(c["beta1"]), float(c["beta2"]))
         self.opt_g = optim.Adam(self.G.parameters(), lr=float(c["lr_g"]), betas=betas)
         self.opt_d = optim.Adam(self.D.parameters(), lr=float(c["lr_d"]), betas=betas)
         self.ema = optim.EMA(self.G, decay=float(c["ema_decay"]), warmup=True)
+
+    def _optimizers(self):
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d, "ema": self.ema}
 
     def _modules(self):
         return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
@@ -123,20 +131,21 @@ class GAN(GenerativeModel):
     def _d_losses(self, real_logits, fake_logits):
         if self.config["loss"] == "hinge":
             return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-        ones = Tensor(np.ones(real_logits.shape, np.float32))
-        zeros = Tensor(np.zeros(fake_logits.shape, np.float32))
+        xp = self.xp
+        ones = Tensor(xp.ones(real_logits.shape, np.float32))
+        zeros = Tensor(xp.zeros(fake_logits.shape, np.float32))
         return (F.binary_cross_entropy_with_logits(real_logits, ones)
                 + F.binary_cross_entropy_with_logits(fake_logits, zeros))
 
     def _g_loss(self, fake_logits):
         if self.config["loss"] == "hinge":
             return -fake_logits.mean()
-        return F.binary_cross_entropy_with_logits(fake_logits, Tensor(np.ones(fake_logits.shape, np.float32)))
+        return F.binary_cross_entropy_with_logits(fake_logits, Tensor(self.xp.ones(fake_logits.shape, np.float32)))
 
     def _train_step(self, x, y, rng, step, total):
         n = len(x)
-        real = Tensor(x * 2 - 1)
-        z = Tensor(rng.standard_normal((n, int(self.config["z_dim"]))).astype(np.float32))
+        real = Tensor(self._dev(x) * 2 - 1)
+        z = Tensor(self._randn((n, int(self.config["z_dim"])), rng))
         fake_labels = None if y is None else rng.integers(0, self.num_classes, n)
         fake = self.G(z, fake_labels)
         # discriminator step on a detached fake
@@ -151,13 +160,13 @@ class GAN(GenerativeModel):
         g_loss.backward()
         self.opt_g.step()
         self.ema.update()
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
+        return {"d_loss": d_loss.data, "g_loss": g_loss.data}
 
     def _after_fit(self, images, labels):
         self.ema.copy_to(self.G_ema)
 
     def _sample(self, n, labels, rng, truncation=None):
-        z = rng.standard_normal((n, int(self.config["z_dim"]))).astype(np.float32)
+        z = self._randn((n, int(self.config["z_dim"])), rng)
         if truncation is not None:
-            z = np.clip(z, -float(truncation), float(truncation))
+            z = self.xp.clip(z, -float(truncation), float(truncation))
         return (self.G_ema(Tensor(z), labels).data + 1) / 2

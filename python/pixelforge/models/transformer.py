@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn, optim
+from .. import random as pfrandom
 from ..tensor import Tensor
 from .base import GenerativeModel
 
@@ -66,7 +67,13 @@ class ImageTransformer(GenerativeModel):
         self.seq_len = int(np.prod(self.image_shape))
         self.net = PixelTransformer(self.seq_len, self.levels, int(c["d_model"]), int(c["heads"]), int(c["layers"]),
                                     self.num_classes)
+
+    def _build_optimizers(self):
+        c = self.config
         self.opt = optim.AdamW(self.net.parameters(), lr=float(c["lr"]), weight_decay=float(c["weight_decay"]))
+
+    def _optimizers(self):
+        return {"opt": self.opt}
 
     def _modules(self):
         return {"net": self.net}
@@ -89,7 +96,7 @@ class ImageTransformer(GenerativeModel):
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        return {"loss": loss.item()}
+        return {"loss": loss.data}
 
     def _sample(self, n, labels, rng, temperature=None, top_k=None, top_p=None):
         c = self.config
@@ -102,24 +109,27 @@ class ImageTransformer(GenerativeModel):
             raise ValueError(f"top_p: must be in (0, 1], got {p}")
         caches = [nn.KVCache() for _ in self.net.blocks]
         cur = self._first(n, labels)[:, None]
-        out = np.zeros((n, self.seq_len), np.int64)
+        xp = self.xp
+        out = xp.zeros((n, self.seq_len), np.int64)
+        # one stream of uniforms for all the choices: u[:, i] picks pixel i (same bits on every device)
+        us = pfrandom.rand((n, self.seq_len), seed=int(rng.integers(0, 2 ** 62)), dtype="float64",
+                           device=self.device)
         for i in range(self.seq_len):
             logits = self.net(cur, start=i, caches=caches).data[:, -1, :].astype(np.float64) / temp
             if 0 < k < self.levels:
-                kth = np.sort(logits, axis=1)[:, -k][:, None]
-                logits = np.where(logits < kth, -np.inf, logits)
-            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+                kth = xp.sort(logits, axis=1)[:, -k][:, None]
+                logits = xp.where(logits < kth, -np.inf, logits)
+            probs = xp.exp(logits - logits.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
             if p < 1:
-                order = np.argsort(-probs, axis=1)
-                sorted_p = np.take_along_axis(probs, order, axis=1)
-                keep_sorted = np.cumsum(sorted_p, axis=1) - sorted_p < p  # the top token always stays
-                keep = np.zeros_like(keep_sorted)
-                np.put_along_axis(keep, order, keep_sorted, axis=1)
-                probs = np.where(keep, probs, 0)
+                order = xp.argsort(-probs, axis=1)
+                sorted_p = xp.take_along_axis(probs, order, axis=1)
+                keep_sorted = xp.cumsum(sorted_p, axis=1) - sorted_p < p  # the top token always stays
+                # back to token order through the inverse permutation (CuPy has take_along_axis)
+                keep = xp.take_along_axis(keep_sorted, xp.argsort(order, axis=1), axis=1)
+                probs = xp.where(keep, probs, 0)
                 probs /= probs.sum(axis=1, keepdims=True)
-            u = rng.random((n, 1))
-            nxt = (np.cumsum(probs, axis=1) < u).sum(axis=1).clip(0, self.levels - 1)
+            nxt = (xp.cumsum(probs, axis=1) < us[:, i:i + 1]).sum(axis=1).clip(0, self.levels - 1)
             out[:, i] = nxt
             cur = nxt[:, None]
         c_, h, w = self.image_shape

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _backend
 from .. import functional as F
 from .. import nn, optim
 from ..tensor import Tensor
@@ -91,12 +92,14 @@ class MixturePrior(nn.Module):
             self.chol[g, :kk] = np.linalg.cholesky(cov)
 
     def sample(self, n, group, rng, temperature=1.0):
-        """(n, Z) float32 draws; group (n,) ints."""
-        w = self.weights[group].astype(np.float64)
+        """(n, Z) float32 host draws; group (n,) host ints. Computed on the host (a small
+        mixture; the buffers are copied over once when the module lives on the GPU)."""
+        weights, means, chol = (_backend.to_host(b) for b in (self.weights, self.means, self.chol))
+        w = weights[group].astype(np.float64)
         u = rng.random(n)[:, None]
         comp = np.minimum((np.cumsum(w, axis=1) / w.sum(axis=1, keepdims=True) < u).sum(axis=1), w.shape[1] - 1)
-        eps = rng.standard_normal((n, self.means.shape[2]))
-        z = self.means[group, comp] + temperature * np.einsum("nij,nj->ni", self.chol[group, comp], eps)
+        eps = rng.standard_normal((n, means.shape[2]))
+        z = means[group, comp] + temperature * np.einsum("nij,nj->ni", chol[group, comp], eps)
         return z.astype(np.float32)
 
 
@@ -143,7 +146,12 @@ class VAE(GenerativeModel):
         self.enc = Encoder(self.image_shape, int(c["ch"]), int(c["z_dim"]), self.num_classes)
         self.dec = Decoder(self.image_shape, int(c["ch"]), int(c["z_dim"]), self.num_classes)
         self.prior = MixturePrior(self.num_classes or 1, int(c["prior_components"]), int(c["z_dim"]))
-        self.opt = optim.Adam(list(self.enc.parameters()) + list(self.dec.parameters()), lr=float(c["lr"]))
+
+    def _build_optimizers(self):
+        self.opt = optim.Adam(list(self.enc.parameters()) + list(self.dec.parameters()), lr=float(self.config["lr"]))
+
+    def _optimizers(self):
+        return {"opt": self.opt}
 
     def _modules(self):
         return {"enc": self.enc, "dec": self.dec, "prior": self.prior}
@@ -151,6 +159,7 @@ class VAE(GenerativeModel):
     def _after_fit(self, images, labels):
         if self.config["prior"] == "gmm":
             mu, _ = self.encode(images, labels)
+            mu = _backend.to_host(mu)
             group = np.zeros(len(mu), np.int64) if labels is None else labels
             self.prior.fit(mu, group, seed=int(self.config["init_seed"]))
 
@@ -158,6 +167,7 @@ class VAE(GenerativeModel):
         c = self.config
         lr = optim.warmup_cosine(step, float(c["lr"]), min(100, total // 10), total)
         self.opt.lr = lr
+        x = self._dev(x)
         mu, logvar = self.enc(Tensor(x), y)
         z = F.reparameterize(mu, logvar, seed=int(rng.integers(0, 2 ** 62)))
         logits = self.dec(z, y)
@@ -170,14 +180,14 @@ class VAE(GenerativeModel):
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
+        return {"loss": loss.data, "recon": recon.data, "kl": kl.data}
 
     def _sample(self, n, labels, rng, temperature=None):
         t = float(self.config["temperature"] if temperature is None else temperature)
         if self.config["prior"] == "gmm":
-            z = self.prior.sample(n, np.zeros(n, np.int64) if labels is None else labels, rng, t)
+            z = self._dev(self.prior.sample(n, np.zeros(n, np.int64) if labels is None else labels, rng, t))
         else:
-            z = (rng.standard_normal((n, int(self.config["z_dim"]))) * t).astype(np.float32)
+            z = self._randn((n, int(self.config["z_dim"])), rng) * t
         return F.sigmoid(self.dec(Tensor(z), labels)).data
 
     def encode(self, images, labels=None):
@@ -186,7 +196,7 @@ class VAE(GenerativeModel):
         y = self._check_labels(labels, len(x), required=True)
         from ..tensor import no_grad  # noqa: PLC0415
         with no_grad():
-            mu, logvar = self.enc(Tensor(x), y)
+            mu, logvar = self.enc(Tensor(self._dev(x)), y)
         return mu.data, logvar.data
 
     def reconstruct(self, images, labels=None):
@@ -195,4 +205,5 @@ class VAE(GenerativeModel):
         y = self._check_labels(labels, len(mu), required=True)
         from ..tensor import no_grad  # noqa: PLC0415
         with no_grad():
-            return np.clip(F.sigmoid(self.dec(Tensor(mu), y)).data, 0, 1).astype(np.float32)
+            out = F.sigmoid(self.dec(Tensor(mu), y)).data
+        return np.clip(_backend.to_host(out), 0, 1).astype(np.float32)
