@@ -124,3 +124,26 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="device: expected 'cpu' or 'cuda'"):
         m.to("tpu")
     assert m.device == "cpu"
+
+
+@pytest.mark.filterwarnings("ignore:pixelforge.*falls back:RuntimeWarning")
+def test_cli_trains_and_samples_on_the_device(device, tmp_path, capsys):
+    import json
+
+    from pixelforge import cli
+    run = tmp_path / "run"
+    assert cli.main(["train", "vae", "--out", str(run), "--steps", "3", "--device", "cuda", "--quiet",
+                     "--config", json.dumps(SMALL["vae"])]) == 0
+    assert (run / "model.safetensors").is_file() and (run / "samples.png").is_file()
+    assert cli.main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "g.png"), "--device", "cuda"]) == 0
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_device_cuda_without_a_gpu(tmp_path, capsys):
+    from pixelforge import _backend, cli
+    if _backend.cupy() is not None:
+        pytest.skip("a GPU is present")
+    assert cli.main(["train", "vae", "--out", str(tmp_path / "r"), "--steps", "1", "--device", "cuda",
+                     "--quiet"]) == 2
+    assert "device: 'cuda' needs CuPy" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -78,7 +78,7 @@ def _cmd_train(args) -> int:
             return 2
         num_classes = int(max(10, y.max() + 1)) if args.data == "digits" else int(y.max() + 1)
     config = json.loads(args.config) if args.config else {}
-    model = models.create(args.family, shape, num_classes, **config)
+    model = models.create(args.family, shape, num_classes, device=args.device, **config)
     hist = model.fit(x, y if num_classes else None, steps=args.steps, seed=args.seed, progress=not args.quiet)
     out = pathlib.Path(args.out)
     model.save(out)
@@ -96,7 +96,7 @@ def _cmd_sample(args) -> int:
     import numpy as np  # noqa: PLC0415
 
     from . import models  # noqa: PLC0415
-    model = models.load(args.run)
+    model = models.load(args.run, device=args.device)
     kw = {}
     if args.steps is not None:
         if model.family != "diffusion":
@@ -177,6 +177,8 @@ def main(argv=None) -> int:
     p.add_argument("--image-shape", type=int, nargs=3, default=(1, 8, 8), metavar=("C", "H", "W"))
     p.add_argument("--config", default=None, help="JSON dict of family config overrides")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="train on the CPU (NumPy) or an NVIDIA GPU (CuPy)")
     p.set_defaults(fn=_cmd_train)
 
     p = sub.add_parser("sample", help="sample a trained run into a PNG grid")
@@ -186,6 +188,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, default=None)
     p.add_argument("--steps", type=int, default=None, help="diffusion sampling steps")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="sample on the CPU or an NVIDIA GPU")
     p.set_defaults(fn=_cmd_sample)
 
     p = sub.add_parser("eval", help="quality numbers of a trained run on the digits")
