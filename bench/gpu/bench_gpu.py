@@ -26,15 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 import traceback
 
 import numpy as np
 
 import pixelforge as pf
+from pixelforge.io import atomic_write
 
 OPS = ("bias_act", "conv2d", "attention", "matmul", "sampling", "families")
 FAMILIES = ("gan", "vae", "transformer", "diffusion")
@@ -56,24 +55,9 @@ def _clean(value):
 
 
 def write_json_atomic(path, payload):
-    """Write ``payload`` to ``path`` through a temporary file in the same folder and
-    ``os.replace``: a reader (or a run killed mid-write) never sees a half-written file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_clean(payload), f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """``payload`` as JSON at ``path``; a reader (or a run killed mid-write) never sees a
+    half-written file (pf.io.atomic_write)."""
+    atomic_write(path, (json.dumps(_clean(payload), indent=1) + "\n").encode())
 
 
 HEADER = f"{'op':<24} {'shape':<28} {'dtype':<9} {'time':>11} {'rate':>10} {'unit':<9} {'vs torch':>8}  notes"
