@@ -40,6 +40,18 @@ PACKAGES = [
 CUDA_BIN = "/usr/local/cuda/bin"
 
 
+
+def _tool_bin(name, have, bin_dir):
+    """The ``name`` binary on PATH, else the one the Python package of that name ships."""
+    found = shutil.which(name)
+    if found is None and have.get(name):
+        try:
+            cand = os.path.join(bin_dir(importlib.import_module(name)), name)
+            found = cand if os.access(cand, os.X_OK) else None
+        except Exception:  # noqa: BLE001
+            pass
+    return found
+
 def _dist_version(*names):
     for n in names:
         if not n:
@@ -107,22 +119,8 @@ def main(argv=None):
 
     # tools: the cmake / ninja binaries (the Python packages ship them too)
     tools = {}
-    cmake_bin = shutil.which("cmake")
-    if cmake_bin is None and have.get("cmake"):
-        try:
-            import cmake  # noqa: PLC0415
-            cand = os.path.join(cmake.CMAKE_BIN_DIR, "cmake")
-            cmake_bin = cand if os.access(cand, os.X_OK) else None
-        except Exception:  # noqa: BLE001
-            pass
-    ninja_bin = shutil.which("ninja")
-    if ninja_bin is None and have.get("ninja"):
-        try:
-            import ninja  # noqa: PLC0415
-            cand = os.path.join(ninja.BIN_DIR, "ninja")
-            ninja_bin = cand if os.access(cand, os.X_OK) else None
-        except Exception:  # noqa: BLE001
-            pass
+    cmake_bin = _tool_bin("cmake", have, lambda m: m.CMAKE_BIN_DIR)
+    ninja_bin = _tool_bin("ninja", have, lambda m: m.BIN_DIR)
     tools["cmake_bin"] = cmake_bin
     tools["ninja_bin"] = ninja_bin
     tools["make_bin"] = shutil.which("make")
