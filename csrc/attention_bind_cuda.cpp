@@ -28,7 +28,7 @@ void bind(py::module_& m) {
                                 std::uintptr_t lse, std::vector<std::int64_t> qs, std::vector<std::int64_t> ks,
                                 bool causal, double scale, int dtype, std::uintptr_t stream) {
     const auto p = params(qs, ks, causal, scale);
-    PF_CHECK(dtype >= 0 && dtype <= 2, "dtype: expected float32, float16 or bfloat16");
+    pfb::check_dtype(dtype);
     if (p.B * p.H * p.Lq == 0) return;
     void* qp = pfb::dev_ptr(q, "q");
     void* kp = pfb::dev_ptr(k, "k");
@@ -52,7 +52,7 @@ void bind(py::module_& m) {
                                  std::vector<std::int64_t> ks, bool causal, double scale, int dtype,
                                  std::uintptr_t stream) {
     const auto p = params(qs, ks, causal, scale);
-    PF_CHECK(dtype >= 0 && dtype <= 2, "dtype: expected float32, float16 or bfloat16");
+    pfb::check_dtype(dtype);
     const bool any_q = p.B * p.H * p.Lq > 0;
     const bool any_k = p.B * p.Hkv * p.Lk * p.D > 0;
     void* dkp = any_k ? pfb::dev_ptr(dk, "dk") : nullptr;

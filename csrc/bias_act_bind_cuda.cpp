@@ -24,7 +24,7 @@ void bind(py::module_& m) {
                                int dim, int act, double alpha, double gain, double clamp, int dtype,
                                std::uintptr_t stream) {
     const auto p = params(shape, dim, act, alpha, gain, clamp);
-    PF_CHECK(dtype >= 0 && dtype <= 2, "dtype: expected float32, float16 or bfloat16");
+    pfb::check_dtype(dtype);
     const std::int64_t n = p.outer * p.channels * p.inner;
     void* xp = n ? pfb::dev_ptr(x, "x") : nullptr;
     void* yp = n ? pfb::dev_ptr(y, "out") : nullptr;
@@ -39,7 +39,7 @@ void bind(py::module_& m) {
                                 std::uintptr_t gb, std::vector<std::int64_t> shape, int dim, int act, double alpha,
                                 double gain, double clamp, int dtype, std::uintptr_t stream) {
     const auto p = params(shape, dim, act, alpha, gain, clamp);
-    PF_CHECK(dtype >= 0 && dtype <= 2, "dtype: expected float32, float16 or bfloat16");
+    pfb::check_dtype(dtype);
     const std::int64_t n = p.outer * p.channels * p.inner;
     void* gyp = n ? pfb::dev_ptr(gy, "grad_out") : nullptr;
     void* xp = n ? pfb::dev_ptr(x, "x") : nullptr;

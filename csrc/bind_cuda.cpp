@@ -14,5 +14,10 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("device_count", [] { return pf::cuda::device_count(); },
         "number of usable CUDA devices (0 when there is no GPU or driver)");
   m.def("runtime_version", [] { return pf::cuda::runtime_version(); });
+  py::dict dtypes;  // the codes of common/dtype.h, for the Python glue
+  dtypes["float32"] = int(pf::kFloat32);
+  dtypes["float16"] = int(pf::kFloat16);
+  dtypes["bfloat16"] = int(pf::kBFloat16);
+  m.attr("dtypes") = dtypes;
   for (auto b : pfb::binders()) b(m);
 }

@@ -18,17 +18,8 @@ pf::Conv2dParams params(const py::array& x, const py::array& w, const py::array&
   PF_CHECK(x.ndim() == 4, std::string(xname) + ": expected 4 dims (N, C, H, W)");
   PF_CHECK(w.ndim() == 4, "weight: expected 4 dims");
   PF_CHECK(y.ndim() == 4, std::string(yname) + ": expected 4 dims");
-  pf::Conv2dParams p{};
-  p.N = x.shape(0); p.C = x.shape(1); p.H = x.shape(2); p.W = x.shape(3);
-  p.K = w.shape(0); p.R = w.shape(2); p.S = w.shape(3);
-  p.P = y.shape(2); p.Q = y.shape(3);
-  p.stride_h = g[0]; p.stride_w = g[1]; p.pad_top = g[2]; p.pad_left = g[3]; p.pad_bottom = g[4];
-  p.pad_right = g[5]; p.dil_h = g[6]; p.dil_w = g[7]; p.groups = g[8];
-  pf::conv2d_check(p);
-  PF_CHECK(w.shape(1) * p.groups == p.C, "weight: shape[1] * groups must equal the input channels");
-  PF_CHECK(y.shape(0) == p.N, std::string(yname) + ": batch differs from " + xname);
-  PF_CHECK(y.shape(1) == p.K, std::string(yname) + ": channels differ from weight.shape[0]");
-  return p;
+  const auto xs = pfb::shape_of(x), ws = pfb::shape_of(w), ys = pfb::shape_of(y);
+  return pf::conv2d_params(xs.data(), ws.data(), ys.data(), g.data(), xname, yname);
 }
 
 template <class T>

@@ -17,20 +17,8 @@ pf::Conv2dParams params(const Shape& xs, const Shape& wsh, const Shape& ys, cons
   PF_CHECK(xs.size() == 4, std::string(xname) + ": expected 4 dims (N, C, H, W)");
   PF_CHECK(wsh.size() == 4, "weight: expected 4 dims");
   PF_CHECK(ys.size() == 4, std::string(yname) + ": expected 4 dims");
-  pf::Conv2dParams p{};
-  p.N = xs[0]; p.C = xs[1]; p.H = xs[2]; p.W = xs[3];
-  p.K = wsh[0]; p.R = wsh[2]; p.S = wsh[3];
-  p.P = ys[2]; p.Q = ys[3];
-  p.stride_h = g[0]; p.stride_w = g[1]; p.pad_top = g[2]; p.pad_left = g[3]; p.pad_bottom = g[4];
-  p.pad_right = g[5]; p.dil_h = g[6]; p.dil_w = g[7]; p.groups = g[8];
-  pf::conv2d_check(p);
-  PF_CHECK(wsh[1] * p.groups == p.C, "weight: shape[1] * groups must equal the input channels");
-  PF_CHECK(ys[0] == p.N, std::string(yname) + ": batch differs from " + xname);
-  PF_CHECK(ys[1] == p.K, std::string(yname) + ": channels differ from weight.shape[0]");
-  return p;
+  return pf::conv2d_params(xs.data(), wsh.data(), ys.data(), g.data(), xname, yname);
 }
-
-void check_dtype(int dtype) { PF_CHECK(dtype >= 0 && dtype <= 2, "dtype: expected float32, float16 or bfloat16"); }
 
 void* ptr_if(std::uintptr_t v, bool needed, const char* name) { return needed ? pfb::dev_ptr(v, name) : nullptr; }
 
@@ -41,7 +29,7 @@ void bind(py::module_& m) {
   m.def("conv2d_forward", [](std::uintptr_t x, std::uintptr_t w, std::uintptr_t b, std::uintptr_t y, Shape xs,
                              Shape wsh, Shape ys, Shape g, std::int64_t bias_len, int dtype, std::uintptr_t stream) {
     const auto p = params(xs, wsh, ys, g, "x", "out");
-    check_dtype(dtype);
+    pfb::check_dtype(dtype);
     PF_CHECK(b == 0 || bias_len == p.K, "bias: length must equal weight.shape[0]");
     const bool any = p.N > 0;
     void* xp = ptr_if(x, any, "x");
@@ -57,7 +45,7 @@ void bind(py::module_& m) {
   m.def("conv2d_backward_data", [](std::uintptr_t dy, std::uintptr_t w, std::uintptr_t dx, Shape xs, Shape wsh,
                                    Shape ys, Shape g, int dtype, std::uintptr_t stream) {
     const auto p = params(xs, wsh, ys, g, "dx", "grad_out");
-    check_dtype(dtype);
+    pfb::check_dtype(dtype);
     const bool any = p.N > 0;
     void* dyp = ptr_if(dy, any, "grad_out");
     void* wp = pfb::dev_ptr(w, "weight");
@@ -72,7 +60,7 @@ void bind(py::module_& m) {
   m.def("conv2d_backward_weight", [](std::uintptr_t x, std::uintptr_t dy, std::uintptr_t dw, std::uintptr_t ws,
                                      Shape xs, Shape wsh, Shape ys, Shape g, int dtype, std::uintptr_t stream) {
     const auto p = params(xs, wsh, ys, g, "x", "grad_out");
-    check_dtype(dtype);
+    pfb::check_dtype(dtype);
     const bool any = p.N > 0;
     void* xp = ptr_if(x, any, "x");
     void* dyp = ptr_if(dy, any, "grad_out");
@@ -88,7 +76,7 @@ void bind(py::module_& m) {
   m.def("conv2d_backward_bias", [](std::uintptr_t dy, std::uintptr_t db, Shape ys, int dtype, std::uintptr_t stream) {
     PF_CHECK(ys.size() == 4, "grad_out: expected 4 dims");
     for (auto v : ys) PF_CHECK(v >= 0, "grad_out: negative size");
-    check_dtype(dtype);
+    pfb::check_dtype(dtype);
     pf::Conv2dParams p{};
     p.N = ys[0]; p.K = ys[1]; p.P = ys[2]; p.Q = ys[3];
     void* dyp = ptr_if(dy, p.N * p.P * p.Q > 0, "grad_out");

@@ -15,7 +15,7 @@ void bind(py::module_& m) {
     const pf::GemmParams p{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11]};
     PF_CHECK(p.batch >= 0 && p.M >= 0 && p.N >= 0 && p.K >= 0, "geometry: negative size");
     PF_CHECK(p.c_rs >= p.N && p.c_bs >= p.M * p.c_rs, "out: strides too small for (batch, M, N)");
-    PF_CHECK(dtype >= 0 && dtype <= 2, "dtype: expected float32, float16 or bfloat16");
+    pfb::check_dtype(dtype);
     const bool any_out = p.batch * p.M * p.N > 0;
     const bool any_in = any_out && p.K > 0;
     const void* ap = any_in ? pfb::dev_ptr(a, "a") : nullptr;

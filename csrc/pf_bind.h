@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/common.h"
+#include "common/dtype.h"
 
 namespace py = pybind11;
 
@@ -46,6 +47,9 @@ const T* cdata_of(const py::array& a, const char* name, int ndim = -1) {
 inline std::vector<std::int64_t> shape_of(const py::array& a) {
   return std::vector<std::int64_t>(a.shape(), a.shape() + a.ndim());
 }
+
+// A dtype code of common/dtype.h (the CUDA glue's `dtype` argument).
+inline void check_dtype(int d) { PF_CHECK(pf::valid_dtype(d), "dtype: expected float32, float16 or bfloat16"); }
 
 // A device pointer passed from Python as an int (CuPy's .data.ptr); 0 is refused.
 inline void* dev_ptr(std::uintptr_t p, const char* name) {

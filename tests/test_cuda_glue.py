@@ -74,13 +74,24 @@ def _r(*shape, dtype=np.float32):
 
 
 def test_every_binding_is_there():
-    names = {"device_count", "runtime_version", "archs",
+    names = {"device_count", "runtime_version", "archs", "dtypes",
              "attention_forward", "attention_backward_workspace", "attention_backward",
              "bias_act_forward", "bias_act_backward", "matmul",
              "conv2d_ws_floats", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
              "conv2d_backward_bias"}
     assert names <= set(dir(_cuda)), names - set(dir(_cuda))
     assert _cuda.device_count() == 0
+    # the codes of kernels/common/dtype.h, which every binding checks
+    assert _cuda.dtypes == {"float32": 0, "float16": 1, "bfloat16": 2}
+
+
+def test_a_dtype_without_kernels_is_refused_before_the_binding(loaders):
+    x = _r(3, 5, dtype=np.float64)
+    with pytest.raises(TypeError, match="^x: dtype float64 not supported by the CUDA kernels"):
+        loaders.bias_act(x, None, 1, "relu", 0.2, 1.0, -1.0)
+    with pytest.raises(TypeError, match="^q: dtype float64"):
+        loaders.attention(_r(1, 1, 2, 4, dtype=np.float64), _r(1, 1, 2, 4, dtype=np.float64),
+                          _r(1, 1, 2, 4, dtype=np.float64), False, 1.0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])

@@ -21,6 +21,8 @@
 #include <type_traits>
 
 #include "attention/attention.h"
+#include "common/cuda_dtypes.cuh"
+#include "common/dtype.h"
 
 namespace pf {
 namespace cuda {
@@ -28,13 +30,6 @@ namespace {
 constexpr int kThreads = 128;  // 4 warps
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
-
-template <class T> __device__ __forceinline__ float to_f(T x) { return float(x); }
-template <> __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <class T> __device__ __forceinline__ T from_f(float x) { return T(x); }
-template <> __device__ __forceinline__ __half from_f(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f(float x) { return __float2bfloat16_rn(x); }
 
 template <class T> constexpr bool kTensorCore = !std::is_same<T, float>::value;
 
@@ -381,9 +376,9 @@ int attention_forward(const void* q, const void* k, const void* v, void* out, fl
   if (p.D < 1 || p.D > 128 || p.Lk < 1 || p.Hkv < 1 || p.H % p.Hkv) return cudaErrorInvalidValue;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case 0: return launch_forward<float>(q, k, v, out, lse, p, s);
-    case 1: return launch_forward<__half>(q, k, v, out, lse, p, s);
-    case 2: return launch_forward<__nv_bfloat16>(q, k, v, out, lse, p, s);
+    case kFloat32: return launch_forward<float>(q, k, v, out, lse, p, s);
+    case kFloat16: return launch_forward<__half>(q, k, v, out, lse, p, s);
+    case kBFloat16: return launch_forward<__nv_bfloat16>(q, k, v, out, lse, p, s);
     default: return cudaErrorInvalidValue;
   }
 }
@@ -395,7 +390,7 @@ int attention_backward(const void* dout, const void* q, const void* k, const voi
                        int dtype, void* stream) {
   if (p.D < 1 || p.D > 128 || p.Lk < 1 || p.Hkv < 1 || p.H % p.Hkv) return cudaErrorInvalidValue;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const size_t esize = dtype == 0 ? 4 : 2;
+  const size_t esize = dtype == kFloat32 ? 4 : 2;
   if (p.B * p.H * p.Lq == 0) {  // no queries: zero gradients for k and v
     const size_t nk = size_t(p.B * p.Hkv * p.Lk * p.D) * esize;
     cudaError_t e = nk ? cudaMemsetAsync(dk, 0, nk, s) : cudaSuccess;
@@ -403,9 +398,9 @@ int attention_backward(const void* dout, const void* q, const void* k, const voi
     return e;
   }
   switch (dtype) {
-    case 0: return launch_backward<float>(dout, q, k, v, out, lse, dq, dk, dv, workspace, p, s);
-    case 1: return launch_backward<__half>(dout, q, k, v, out, lse, dq, dk, dv, workspace, p, s);
-    case 2: return launch_backward<__nv_bfloat16>(dout, q, k, v, out, lse, dq, dk, dv, workspace, p, s);
+    case kFloat32: return launch_backward<float>(dout, q, k, v, out, lse, dq, dk, dv, workspace, p, s);
+    case kFloat16: return launch_backward<__half>(dout, q, k, v, out, lse, dq, dk, dv, workspace, p, s);
+    case kBFloat16: return launch_backward<__nv_bfloat16>(dout, q, k, v, out, lse, dq, dk, dv, workspace, p, s);
     default: return cudaErrorInvalidValue;
   }
 }

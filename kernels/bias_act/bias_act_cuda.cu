@@ -8,6 +8,7 @@
 
 #include "bias_act/bias_act.h"
 #include "common/cuda_dtypes.cuh"
+#include "common/dtype.h"
 
 namespace pf {
 namespace cuda {
@@ -59,9 +60,9 @@ int bias_act_forward(const void* x, const void* b, void* y, const BiasActParams&
   if (n == 0) return cudaSuccess;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case 0: forward_kernel<float><<<grid_for(n), 256, 0, s>>>((const float*)x, (const float*)b, (float*)y, p); break;
-    case 1: forward_kernel<__half><<<grid_for(n), 256, 0, s>>>((const __half*)x, (const __half*)b, (__half*)y, p); break;
-    case 2: forward_kernel<__nv_bfloat16><<<grid_for(n), 256, 0, s>>>((const __nv_bfloat16*)x, (const __nv_bfloat16*)b, (__nv_bfloat16*)y, p); break;
+    case kFloat32: forward_kernel<float><<<grid_for(n), 256, 0, s>>>((const float*)x, (const float*)b, (float*)y, p); break;
+    case kFloat16: forward_kernel<__half><<<grid_for(n), 256, 0, s>>>((const __half*)x, (const __half*)b, (__half*)y, p); break;
+    case kBFloat16: forward_kernel<__nv_bfloat16><<<grid_for(n), 256, 0, s>>>((const __nv_bfloat16*)x, (const __nv_bfloat16*)b, (__nv_bfloat16*)y, p); break;
     default: return cudaErrorInvalidValue;
   }
   return cudaGetLastError();
@@ -76,9 +77,9 @@ int bias_act_backward(const void* gy, const void* x, const void* b, void* gx, fl
   }
   if (n == 0) return cudaSuccess;
   switch (dtype) {
-    case 0: backward_kernel<float><<<grid_for(n), 256, 0, s>>>((const float*)gy, (const float*)x, (const float*)b, (float*)gx, gb, p); break;
-    case 1: backward_kernel<__half><<<grid_for(n), 256, 0, s>>>((const __half*)gy, (const __half*)x, (const __half*)b, (__half*)gx, gb, p); break;
-    case 2: backward_kernel<__nv_bfloat16><<<grid_for(n), 256, 0, s>>>((const __nv_bfloat16*)gy, (const __nv_bfloat16*)x, (const __nv_bfloat16*)b, (__nv_bfloat16*)gx, gb, p); break;
+    case kFloat32: backward_kernel<float><<<grid_for(n), 256, 0, s>>>((const float*)gy, (const float*)x, (const float*)b, (float*)gx, gb, p); break;
+    case kFloat16: backward_kernel<__half><<<grid_for(n), 256, 0, s>>>((const __half*)gy, (const __half*)x, (const __half*)b, (__half*)gx, gb, p); break;
+    case kBFloat16: backward_kernel<__nv_bfloat16><<<grid_for(n), 256, 0, s>>>((const __nv_bfloat16*)gy, (const __nv_bfloat16*)x, (const __nv_bfloat16*)b, (__nv_bfloat16*)gx, gb, p); break;
     default: return cudaErrorInvalidValue;
   }
   return cudaGetLastError();

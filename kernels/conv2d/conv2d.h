@@ -45,6 +45,25 @@ inline void conv2d_check(const Conv2dParams& p) {
   PF_CHECK(p.H < (i64(1) << 40) && p.W < (i64(1) << 40) && p.P < (i64(1) << 40) && p.Q < (i64(1) << 40),
            "x: spatial size too large");
 }
+
+// Params of the conv2d view from its three shapes, x (N, C, H, W), w (K, C/groups, R, S),
+// y (N, K, P, Q), and the 9 geometry values (stride h/w, pad top/left/bottom/right, dilation
+// h/w, groups), checked against each other: what the CPU and the CUDA glue both take.
+// x_name / y_name: the caller's names for x and y in error messages.
+inline Conv2dParams conv2d_params(const i64* xs, const i64* ws, const i64* ys, const i64* g, const char* x_name,
+                                  const char* y_name) {
+  Conv2dParams p{};
+  p.N = xs[0]; p.C = xs[1]; p.H = xs[2]; p.W = xs[3];
+  p.K = ws[0]; p.R = ws[2]; p.S = ws[3];
+  p.P = ys[2]; p.Q = ys[3];
+  p.stride_h = g[0]; p.stride_w = g[1]; p.pad_top = g[2]; p.pad_left = g[3]; p.pad_bottom = g[4];
+  p.pad_right = g[5]; p.dil_h = g[6]; p.dil_w = g[7]; p.groups = g[8];
+  conv2d_check(p);
+  PF_CHECK(ws[1] * p.groups == p.C, "weight: shape[1] * groups must equal the input channels");
+  PF_CHECK(ys[0] == p.N, std::string(y_name) + ": batch differs from " + x_name);
+  PF_CHECK(ys[1] == p.K, std::string(y_name) + ": channels differ from weight.shape[0]");
+  return p;
+}
 }  // namespace pf
 
 // ---------------------------------------------------------------- CPU entry points

@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "common/cuda_dtypes.cuh"
+#include "common/dtype.h"
 #include "conv2d/conv2d.h"
 
 namespace pf {
@@ -323,9 +324,9 @@ i64 conv2d_ws_floats(const Conv2dParams& p) { return p.K * (p.C / p.groups) * p.
 
 #define PF_CONV_DISPATCH(fn, ...)                                             \
   switch (dtype) {                                                            \
-    case 0: return fn<float>(__VA_ARGS__);                                    \
-    case 1: return fn<__half>(__VA_ARGS__);                                   \
-    case 2: return fn<__nv_bfloat16>(__VA_ARGS__);                            \
+    case kFloat32: return fn<float>(__VA_ARGS__);                                    \
+    case kFloat16: return fn<__half>(__VA_ARGS__);                                   \
+    case kBFloat16: return fn<__nv_bfloat16>(__VA_ARGS__);                            \
     default: return cudaErrorInvalidValue;                                    \
   }
 

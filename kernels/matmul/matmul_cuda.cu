@@ -15,6 +15,7 @@
 #include <mma.h>
 
 #include "common/cuda_dtypes.cuh"
+#include "common/dtype.h"
 #include "matmul/matmul.h"
 
 namespace pf {
@@ -203,9 +204,9 @@ int gemm(const void* a, const void* b, const void* bias, void* c, const GemmPara
   e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
   if (e != cudaSuccess) return e;
   switch (dtype) {
-    case 0: return launch<float>(a, b, bias, c, p, false, s);
-    case 1: return launch<__half>(a, b, bias, c, p, major >= 8, s);
-    case 2: return launch<__nv_bfloat16>(a, b, bias, c, p, major >= 8, s);
+    case kFloat32: return launch<float>(a, b, bias, c, p, false, s);
+    case kFloat16: return launch<__half>(a, b, bias, c, p, major >= 8, s);
+    case kBFloat16: return launch<__nv_bfloat16>(a, b, bias, c, p, major >= 8, s);
     default: return cudaErrorInvalidValue;
   }
 }

@@ -12,9 +12,11 @@ import math
 from .. import _backend
 from .._dispatch import NotBuilt, register, resolve
 from .._validate import float_array, real_number, same_device, same_dtype
+from . import _glue
 from ._ref import attention as _ref
 
-_CUDA_DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
+_ptr = _glue.ptr
+
 _CUDA_MAX_D = 128
 
 
@@ -163,31 +165,9 @@ def _load_cpu_backward():
     return backward
 
 
-def _cuda_mod():
-    mod = _backend.cuda_module()
-    if mod is None:
-        raise NotBuilt("pixelforge._cuda is not built")
-    if not hasattr(mod, "attention_forward"):
-        raise NotBuilt("pixelforge._cuda was built without attention")
-    if _backend.cuda_device_count() == 0 or _backend.cupy() is None:
-        raise NotBuilt("no CUDA device (or CuPy) available")
-    return mod
-
-
-def _ptr(a):
-    return 0 if a is None else int(a.data.ptr)
-
-
-def _cuda_dtype(x):
-    name = x.dtype.name
-    if name not in _CUDA_DTYPES:
-        raise TypeError(f"q: dtype {name} not supported by the CUDA kernel; expected one of {tuple(_CUDA_DTYPES)}")
-    return _CUDA_DTYPES[name]
-
-
 @register("attention", "cuda", "cuda")
 def _load_cuda():
-    mod = _cuda_mod()
+    mod = _glue.cuda_module("attention_forward")
     cp = _backend.cupy()
 
     def forward(q, k, v, causal, scale):
@@ -195,14 +175,14 @@ def _load_cuda():
         lse = cp.empty(q.shape[:3], cp.float32)
         if q.size:
             mod.attention_forward(_ptr(q), _ptr(k), _ptr(v), _ptr(out), _ptr(lse), list(q.shape), list(k.shape),
-                                  bool(causal), float(scale), _cuda_dtype(q), cp.cuda.get_current_stream().ptr)
+                                  bool(causal), float(scale), _glue.dtype_code(q, "q"), _glue.stream())
         return out, lse
     return forward
 
 
 @register("attention_backward", "cuda", "cuda")
 def _load_cuda_backward():
-    mod = _cuda_mod()
+    mod = _glue.cuda_module("attention_backward")
     cp = _backend.cupy()
 
     def backward(grad_out, q, k, v, out, lse, causal, scale):
@@ -216,6 +196,6 @@ def _load_cuda_backward():
         ws = cp.empty(max(int(nws), 1), cp.float32)
         mod.attention_backward(_ptr(grad_out), _ptr(q), _ptr(k), _ptr(v), _ptr(out), _ptr(lse), _ptr(dq), _ptr(dk),
                                _ptr(dv), _ptr(ws), list(q.shape), list(k.shape), bool(causal), float(scale),
-                               _cuda_dtype(q), cp.cuda.get_current_stream().ptr)
+                               _glue.dtype_code(q, "q"), _glue.stream())
         return dq, dk, dv
     return backward

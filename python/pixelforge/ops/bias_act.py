@@ -11,7 +11,10 @@ import math
 from .. import _backend
 from .._dispatch import NotBuilt, register, resolve
 from .._validate import float_array, real_number, same_device, same_dtype, same_shape, axis, choice
+from . import _glue
 from ._ref import bias_act as _ref
+
+_ptr = _glue.ptr
 
 # name -> (kernel code, default alpha, default gain); gains follow StyleGAN2 (silu = swish).
 ACTIVATIONS = {
@@ -24,7 +27,6 @@ ACTIVATIONS = {
     "gelu": (6, 0.0, 1.0),
 }
 
-_CUDA_DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
 
 
 def _prepare(x, bias, dim, act, alpha, gain, clamp, *, grad_out=None):
@@ -118,43 +120,29 @@ def _load_cpu_backward():
     return backward
 
 
-def _cuda_mod():
-    mod = _backend.cuda_module()
-    if mod is None:
-        raise NotBuilt("pixelforge._cuda is not built")
-    if _backend.cuda_device_count() == 0 or _backend.cupy() is None:
-        raise NotBuilt("no CUDA device (or CuPy) available")
-    return mod
-
-
-def _ptr(a):
-    return 0 if a is None else int(a.data.ptr)
-
-
 @register("bias_act", "cuda", "cuda")
 def _load_cuda():
-    mod = _cuda_mod()
+    mod = _glue.cuda_module("bias_act_forward")
     cp = _backend.cupy()
 
     def forward(x, bias, dim, act, alpha, gain, clamp):
         y = cp.empty_like(x)
         mod.bias_act_forward(_ptr(x), _ptr(bias), _ptr(y), list(x.shape), dim, ACTIVATIONS[act][0], alpha, gain,
-                             clamp, _CUDA_DTYPES[x.dtype.name], cp.cuda.get_current_stream().ptr)
+                             clamp, _glue.dtype_code(x, "x"), _glue.stream())
         return y
     return forward
 
 
 @register("bias_act_backward", "cuda", "cuda")
 def _load_cuda_backward():
-    mod = _cuda_mod()
+    mod = _glue.cuda_module("bias_act_backward")
     cp = _backend.cupy()
 
     def backward(grad_out, x, bias, dim, act, alpha, gain, clamp, need_dbias=True):
         dx = cp.empty_like(x)
         db32 = cp.empty(x.shape[dim], cp.float32) if bias is not None and need_dbias else None
         mod.bias_act_backward(_ptr(grad_out), _ptr(x), _ptr(bias), _ptr(dx), _ptr(db32), list(x.shape), dim,
-                              ACTIVATIONS[act][0], alpha, gain, clamp, _CUDA_DTYPES[x.dtype.name],
-                              cp.cuda.get_current_stream().ptr)
+                              ACTIVATIONS[act][0], alpha, gain, clamp, _glue.dtype_code(x, "x"), _glue.stream())
         return dx, (db32.astype(bias.dtype) if db32 is not None else None)
     return backward
 

@@ -27,6 +27,7 @@ import numbers
 from .. import _backend
 from .._dispatch import NotBuilt, register, resolve, set_order
 from .._validate import float_array, integer, same_device, same_dtype
+from . import _glue
 from ._ref import conv2d as _ref
 
 _OPS = ("conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward")
@@ -34,7 +35,6 @@ for _op in _OPS:
     set_order(_op, "cpu", ("cpu", "ref"))
     set_order(_op, "cuda", ("cuda", "ref"))
 
-_CUDA_DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -316,24 +316,12 @@ def _load_cpu():
 
 @_register_all("cuda", "cuda")
 def _load_cuda():
-    mod = _backend.cuda_module()
-    if mod is None or not hasattr(mod, "conv2d_forward"):
-        raise NotBuilt("pixelforge._cuda (with conv2d) is not built")
-    if _backend.cuda_device_count() == 0 or _backend.cupy() is None:
-        raise NotBuilt("no CUDA device (or CuPy) available")
+    mod = _glue.cuda_module("conv2d_forward")
     cp = _backend.cupy()
-
-    def ptr(a):
-        return 0 if a is None else int(a.data.ptr)
+    ptr, stream = _glue.ptr, _glue.stream
 
     def code(a):
-        name = a.dtype.name
-        if name not in _CUDA_DTYPES:
-            raise TypeError(f"x: dtype {name} not supported by the CUDA kernels")
-        return _CUDA_DTYPES[name]
-
-    def stream():
-        return cp.cuda.get_current_stream().ptr
+        return _glue.dtype_code(a, "x")
 
     def forward(x, w, b, geo):
         out = cp.empty((x.shape[0], w.shape[0]) + geo.out_hw, x.dtype)

@@ -18,9 +18,9 @@ import numpy as np
 from .. import _backend
 from .._dispatch import NotBuilt, register, resolve
 from .._validate import CPU_FLOAT, GPU_FLOAT, as_array, device_of, same_device, xp_of
+from . import _glue
 from ._ref import matmul as _ref
 
-_CUDA_DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
 _NAMES = ("matmul", "linear", "linear_backward")
 _CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _resolved: dict = {}
@@ -258,11 +258,7 @@ def _strides3(x, trans):
 
 @_register_all("cuda", "cuda")
 def _load_cuda():
-    mod = _backend.cuda_module()
-    if mod is None:
-        raise NotBuilt("pixelforge._cuda is not built")
-    if _backend.cuda_device_count() == 0 or _backend.cupy() is None:
-        raise NotBuilt("no CUDA device (or CuPy) available")
+    mod = _glue.cuda_module("matmul")
     cp = _backend.cupy()
 
     def gemm(a, b, trans_a, trans_b, bias, out3):
@@ -272,9 +268,9 @@ def _load_cuda():
         bbs, brs, bcs = _strides3(b, trans_b)
         if bias is not None:
             bias = cp.ascontiguousarray(bias)
-        mod.matmul(int(a.data.ptr), int(b.data.ptr), 0 if bias is None else int(bias.data.ptr),
-                   int(out3.data.ptr), [batch, m, n, k, abs_, ars, acs, bbs, brs, bcs, m * n, n],
-                   _CUDA_DTYPES[a.dtype.name], cp.cuda.get_current_stream().ptr)
+        mod.matmul(_glue.ptr(a), _glue.ptr(b), _glue.ptr(bias), _glue.ptr(out3),
+                   [batch, m, n, k, abs_, ars, acs, bbs, brs, bcs, m * n, n], _glue.dtype_code(a, "a"),
+                   _glue.stream())
         return out3
 
     def colsum(g2):
