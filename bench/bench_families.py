@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import pixelforge as pf
-    from pixelforge.cli import evaluate_model, save_grid
+    from pixelforge.io import save_image_grid
+    from pixelforge.models.evaluate import evaluate_model
 
     root = pathlib.Path(args.out)
     rows, tiles = [], []
@@ -61,8 +62,8 @@ def main(argv=None) -> int:
         tiles.append(tile(samples[:64]))
         rows.append((fam, train_s, model.steps_trained, q))
 
-    save_grid(np.stack(tiles), root / ("families_cond.png" if args.conditional else "families.png"),
-              nrow=len(tiles), scale=4)
+    save_image_grid(np.stack(tiles), root / ("families_cond.png" if args.conditional else "families.png"),
+                    nrow=len(tiles), scale=4)
     cond = args.conditional
     print(f"| family | train s (CLI) | steps | confident (p ≥ 0.7) | label entropy |"
           f"{' in requested class |' if cond else ''} Fréchet | samples/s |")

@@ -11,6 +11,7 @@ The environment variable ``PIXELFORGE_IMPL`` replaces ``auto`` where that impl e
 """
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import warnings
@@ -73,7 +74,6 @@ def _ensure_registered(op: str) -> None:
     """Import the module that registers ``op`` (op modules load lazily)."""
     if any(key[0] == op for key in _loaders):
         return
-    import importlib  # noqa: PLC0415
     ops = importlib.import_module("pixelforge.ops")
     module = getattr(ops, "_OPS", {}).get(op)
     if module is not None:

@@ -1,16 +1,16 @@
 """``pf.info()``: what this installation can run."""
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 
-from . import _backend
+from . import __version__, _backend
 
 
 def _package_version(name):
     try:
-        from importlib.metadata import version  # noqa: PLC0415
-        return version(name)
+        return importlib.metadata.version(name)
     except Exception:  # noqa: BLE001
         return None
 
@@ -18,8 +18,6 @@ def _package_version(name):
 def info() -> dict:
     """Versions and capabilities: CPU module and its SIMD path, CUDA module and devices,
     Numba, numba-cuda, CuPy. Never raises for a missing piece."""
-    from . import __version__  # noqa: PLC0415
-
     cpu = _backend.cpu_module()
     cpu_info = {"native": cpu is not None, "isa": None, "native_isa": None, "built_isas": [],
                 "threads": os.cpu_count(), "openmp": False, "machine": platform.machine()}

@@ -8,9 +8,14 @@ import pathlib
 import sys
 import time
 
+import numpy as np
+
+from . import data, demo, info, models
+from . import io as pfio
+from .models import evaluate
+
 
 def _cmd_info(args) -> int:
-    from . import info  # noqa: PLC0415
     data = info()
     if args.json:
         print(json.dumps(data, indent=2))
@@ -31,44 +36,11 @@ def _cmd_info(args) -> int:
     return 0
 
 
-def save_grid(images, path, nrow=None, scale=4):
-    """A PNG grid of images (N, C, H, W) in [0, 1], each pixel drawn scale x scale."""
-    import numpy as np  # noqa: PLC0415
-
-    from . import io as pfio  # noqa: PLC0415
-    big = np.kron(np.asarray(images, np.float32), np.ones((1, 1, scale, scale), np.float32))
-    pfio.save_image_grid(big, os.fspath(path), nrow=nrow)
-
-
-def save_loss_plot(history, path, width=480, height=240):
-    """Loss curves of a training history as a PNG (Pillow; matplotlib not needed)."""
-    import numpy as np  # noqa: PLC0415
-    from PIL import Image, ImageDraw  # noqa: PLC0415
-    curves = {k: np.asarray(v, np.float64) for k, v in history.items() if isinstance(v, list) and len(v) > 1}
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
-    pad = 30
-    for i, (name, v) in enumerate(curves.items()):
-        k = max(1, len(v) // 200)  # smooth: mean over windows
-        v = v[: len(v) // k * k].reshape(-1, k).mean(axis=1)
-        lo, hi = float(np.min(v)), float(np.max(v))
-        span = hi - lo or 1.0
-        xs = pad + np.arange(len(v)) * (width - 2 * pad) / max(1, len(v) - 1)
-        ys = height - pad - (v - lo) / span * (height - 2 * pad)
-        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colors[i % 4], width=2)
-        draw.text((pad + 110 * i, 8), f"{name} {v[-1]:.3g}", fill=colors[i % 4])
-    draw.rectangle([pad, pad, width - pad, height - pad], outline=(180, 180, 180))
-    img.save(path)
-
-
 def _load_data(spec, image_shape):
-    from . import data  # noqa: PLC0415
     return data.load_images(spec, image_shape)
 
 
 def _cmd_train(args) -> int:
-    from . import models  # noqa: PLC0415
     shape = tuple(args.image_shape)
     x, y = _load_data(args.data, shape)
     num_classes = None
@@ -82,9 +54,9 @@ def _cmd_train(args) -> int:
     hist = model.fit(x, y if num_classes else None, steps=args.steps, seed=args.seed, progress=not args.quiet)
     out = pathlib.Path(args.out)
     model.save(out)
-    save_loss_plot(hist, out / "loss.png")
+    pfio.save_loss_plot(hist, out / "loss.png")
     samples = model.sample(64, seed=args.seed)
-    save_grid(samples, out / "samples.png", nrow=8)
+    pfio.save_image_grid(samples, out / "samples.png", nrow=8, scale=4)
     with open(out / "history.json", "w") as f:
         json.dump({k: v for k, v in hist.items()}, f)
     print(f"trained {args.family} for {model.steps_trained} steps in {hist['seconds']:.1f} s "
@@ -93,9 +65,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_sample(args) -> int:
-    import numpy as np  # noqa: PLC0415
 
-    from . import models  # noqa: PLC0415
     model = models.load(args.run, device=args.device)
     kw = {}
     if args.steps is not None:
@@ -109,36 +79,17 @@ def _cmd_sample(args) -> int:
     t0 = time.perf_counter()
     samples = model.sample(args.n, seed=args.seed, labels=labels, **kw)
     dt = time.perf_counter() - t0
-    save_grid(samples, args.out)
+    pfio.save_image_grid(samples, args.out, scale=4)
     print(f"{args.n} samples in {dt:.2f} s ({args.n / dt:.1f}/s) -> {args.out}")
     return 0
 
 
-def evaluate_model(model, n=500, seed=1234, **sample_kw):
-    """Quality numbers of a trained model on the digits (see pixelforge.models.evaluate)."""
-    import numpy as np  # noqa: PLC0415
-
-    from .models import evaluate  # noqa: PLC0415
-    t0 = time.perf_counter()
-    if model.conditional:
-        labels = np.arange(n) % model.num_classes
-        samples = model.sample(n, seed=seed, labels=labels, **sample_kw)
-    else:
-        labels = None
-        samples = model.sample(n, seed=seed, **sample_kw)
-    dt = time.perf_counter() - t0
-    q = evaluate.quality(samples, labels)
-    q["samples_per_second"] = n / dt
-    return q, samples
-
-
 def _cmd_eval(args) -> int:
-    from . import models  # noqa: PLC0415
     model = models.load(args.run)
     if model.image_shape != (1, 8, 8):
         print("eval judges 8x8 digits: this run has image_shape " + str(model.image_shape), file=sys.stderr)
         return 2
-    q, _ = evaluate_model(model, n=args.n, seed=args.seed)
+    q, _ = evaluate.evaluate_model(model, n=args.n, seed=args.seed)
     if args.json:
         print(json.dumps(q, indent=2))
     else:
@@ -154,7 +105,6 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from . import demo  # noqa: PLC0415
     return demo.run(out=args.out, quick=args.quick)
 
 

@@ -1,7 +1,12 @@
 """Datasets. ``load_digits``: scikit-learn's bundled 8x8 handwritten digits (no network)."""
 from __future__ import annotations
 
+import gzip
+import os
+import pathlib
+
 import numpy as np
+from PIL import Image
 
 __all__ = ["load_digits", "load_images", "batches"]
 
@@ -36,7 +41,6 @@ _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 def _resize(images, image_shape):
     """uint8/float (N, H, W, C) -> float32 (N, C, H', W') in [0, 1], resized with Pillow."""
-    from PIL import Image  # noqa: PLC0415
     c, h, w = image_shape
     out = np.empty((len(images), c, h, w), np.float32)
     for i, im in enumerate(images):
@@ -73,7 +77,6 @@ def _as_nhwc(a, name):
 
 
 def _read_idx(path):
-    import gzip  # noqa: PLC0415
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
         data = f.read()
@@ -101,8 +104,6 @@ def load_images(path, image_shape=(1, 8, 8)):
     ``*labels-idx1*`` file beside it gives labels), or an ``.npz`` with an ``images`` array
     (and optionally ``labels``). "digits" loads :func:`load_digits`.
     """
-    import os  # noqa: PLC0415
-    import pathlib  # noqa: PLC0415
     shape = tuple(int(s) for s in image_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"image_shape: expected (C, H, W), got {image_shape!r}")
@@ -117,7 +118,6 @@ def load_images(path, image_shape=(1, 8, 8)):
         files = sorted(f for f in p.rglob("*") if f.suffix.lower() in _IMAGE_EXT)
         if not files:
             raise ValueError(f"path: no PNG/JPEG images under {p}")
-        from PIL import Image  # noqa: PLC0415
         imgs = [np.asarray(Image.open(f).convert("L" if shape[0] == 1 else "RGB")) for f in files]
         imgs = [im[..., None] if im.ndim == 2 else im for im in imgs]
         classes = sorted({f.parent.name for f in files if f.parent != p})

@@ -4,9 +4,13 @@ quality. (``pixelforge bench`` lives in :mod:`pixelforge.benchmarks`.)
 """
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 
-from . import info
+from . import data, info, models
+from .io import save_image_grid
+from .models.evaluate import evaluate_model
 
 
 # ------------------------------------------------------------------------- the main job
@@ -20,10 +24,6 @@ DEMO_SAMPLES = 200
 
 def run(out="pixelforge-demo", quick: bool = False) -> int:
     """Train each family on the digits, sample, judge, and write PNGs under ``out``."""
-    import pathlib  # noqa: PLC0415
-
-    from . import data, models  # noqa: PLC0415
-    from .cli import evaluate_model, save_grid  # noqa: PLC0415
     d = info()
     print(f"pixelforge {d['version']}: CPU SIMD path {d['cpu']['isa'] or 'n/a'}, {d['cpu']['threads']} threads; "
           f"CUDA module {'built' if d['cuda']['built'] else 'not built'}, {d['cuda']['devices']} GPU(s)")
@@ -37,11 +37,11 @@ def run(out="pixelforge-demo", quick: bool = False) -> int:
         hist = model.fit(x, steps=steps, seed=0, progress=not quick, max_seconds=seconds)
         kw = {"steps": 5 if quick else 25} if family == "diffusion" else {}
         q, samples = evaluate_model(model, n=20 if quick else DEMO_SAMPLES, **kw)
-        save_grid(samples[:64], outdir / f"{family}.png", nrow=8)
+        save_image_grid(samples[:64], outdir / f"{family}.png", nrow=8, scale=4)
         grids.append(samples[:64])
         rows.append((family, hist["steps"], hist["seconds"], q))
-    save_grid(np.concatenate([np.pad(g, ((0, 64 - len(g)), (0, 0), (0, 0), (0, 0))) for g in grids]),
-              outdir / "all.png", nrow=16)
+    save_image_grid(np.concatenate([np.pad(g, ((0, 64 - len(g)), (0, 0), (0, 0), (0, 0))) for g in grids]),
+                    outdir / "all.png", nrow=16, scale=4)
     print(f"\n{'family':<12} {'steps':>6} {'train s':>8} {'samples/s':>10} {'confident':>10} {'entropy':>8} "
           f"{'Frechet':>8}")
     for family, steps, secs, q in rows:

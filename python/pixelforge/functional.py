@@ -13,8 +13,12 @@ import math
 
 import numpy as np
 
+from . import _backend, ops
+from ._dispatch import resolve
+from .ops import group_norm as _gn
 from .ops._ref import norm as _refnorm
-from .tensor import Tensor, _new, _node, _to_array, _unbroadcast, _xp, cat, stack, where  # noqa: F401
+from .ops.bias_act import ACTIVATIONS
+from .tensor import Tensor, _mode, _new, _node, _to_array, _unbroadcast, _xp, cat, stack, where  # noqa: F401
 
 __all__ = ["conv2d", "conv_transpose2d", "attention", "scaled_dot_product_attention", "linear", "bias_act",
            "relu", "leaky_relu", "silu", "gelu", "tanh", "sigmoid", "softmax", "log_softmax", "group_norm",
@@ -37,9 +41,6 @@ def _bias_act_kernels(device):
     reaching these are contiguous float arrays we made ourselves; the C++ glue checks again."""
     fns = _ACT_FAST.get(device)
     if fns is None:
-        from . import ops  # noqa: PLC0415
-        from ._dispatch import resolve  # noqa: PLC0415
-        ops.bias_act  # noqa: B018 - registers the impls
         fns = (resolve("bias_act", device, "auto")[1], resolve("bias_act_backward", device, "auto")[1])
         _ACT_FAST[device] = fns
     return fns
@@ -49,9 +50,6 @@ def _cpp_act():
     """Whether the CPU's bias_act runs on the C++ kernels (not a Numba or reference fallback)."""
     ok = _ACT_FAST.get("cpp")
     if ok is None:
-        from . import ops  # noqa: PLC0415
-        from ._dispatch import resolve  # noqa: PLC0415
-        ops.bias_act  # noqa: B018 - registers the impls
         ok = _ACT_FAST["cpp"] = resolve("bias_act", "cpu", "auto")[0] == "cpu"
     return ok
 
@@ -69,7 +67,6 @@ def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None):
 
     x: any shape; b: (x.shape[dim],) or None. Defaults as :func:`pixelforge.ops.bias_act`.
     """
-    from .ops.bias_act import ACTIVATIONS  # noqa: PLC0415
     x = _t(x)
     if act not in ACTIVATIONS:
         raise ValueError(f"act: unknown activation {act!r}; expected one of {tuple(ACTIVATIONS)}")
@@ -83,7 +80,6 @@ def _bias_act(x, b, dim, act, alpha, gain, clamp):
     device = "cpu" if isinstance(xd, np.ndarray) else "cuda"
     if xd.ndim == 0 or xd.dtype not in _FAST_DTYPES[device] or (b is not None and b.data.dtype != xd.dtype):
         # the public op gives the clear error (or handles the odd case)
-        from . import ops  # noqa: PLC0415
         y = ops.bias_act(xd, None if b is None else b.data, dim, act, alpha, gain, None if clamp < 0 else clamp)
         fwd = None
     else:
@@ -93,7 +89,6 @@ def _bias_act(x, b, dim, act, alpha, gain, clamp):
         bd = None if b is None else _contig(b.data)
         y = fwd(xd, bd, dim, act, alpha, gain, clamp)
     if fwd is None:
-        from . import ops  # noqa: PLC0415
 
         def bw_slow(g):
             dx, db = ops.bias_act_backward(_contig(g), xd, None if b is None else b.data, dim, act, alpha, gain,
@@ -146,21 +141,11 @@ def sigmoid(input):  # noqa: A002
 
 
 def softmax(input, dim=-1):  # noqa: A002
-    x = _t(input)
-    a = x.data
-    xp = _xp(a)
-    e = xp.exp(a - a.max(axis=dim, keepdims=True))
-    out = e / e.sum(axis=dim, keepdims=True)
-    return _node(out, (x,), lambda g: (out * (g - (g * out).sum(axis=dim, keepdims=True)),))
+    return _t(input).softmax(dim)
 
 
 def log_softmax(input, dim=-1):  # noqa: A002
-    x = _t(input)
-    a = x.data
-    xp = _xp(a)
-    s = a - a.max(axis=dim, keepdims=True)
-    out = s - xp.log(xp.exp(s).sum(axis=dim, keepdims=True))
-    return _node(out, (x,), lambda g: (g - xp.exp(out) * g.sum(axis=dim, keepdims=True),))
+    return _t(input).log_softmax(dim)
 
 
 # ----------------------------------------------------------------------------- linear
@@ -170,7 +155,6 @@ def linear(input, weight, bias=None):  # noqa: A002
     One call of pixelforge's own GEMM (``pf.ops.linear``, bias fused) forward and
     ``pf.ops.linear_backward`` backward: no external BLAS and no second thread pool.
     """
-    from . import ops  # noqa: PLC0415
     x, w = _t(input), _t(weight)
     X, W = x.data, w.data
     if X.shape[-1] != W.shape[1]:
@@ -192,7 +176,6 @@ def _numba_norm():
     """The fused Numba kernels (ops/_numba/norm.py), or None without Numba."""
     mod = _NORM.get("mod", False)
     if mod is False:
-        from . import _backend  # noqa: PLC0415
         mod = None
         if _backend.numba_version() is not None:
             from .ops._numba import norm as mod  # noqa: PLC0415
@@ -206,7 +189,6 @@ _NORM: dict = {}
 def _cpp_norm():
     """The C++ GroupNorm kernels (ops/group_norm.py), or None without pixelforge._cpu."""
     if "cpp" not in _NORM:
-        from .ops import group_norm as _gn  # noqa: PLC0415
         _NORM["cpp"] = _gn.cpu_kernels()
     return _NORM["cpp"]
 
@@ -255,7 +237,6 @@ def _act_code(act, alpha):
     """(code, alpha) of a bias_act activation name applied after a norm (None: no activation)."""
     if act is None:
         return 0, 0.0
-    from .ops.bias_act import ACTIVATIONS  # noqa: PLC0415
     if act not in ACTIVATIONS:
         raise ValueError(f"act: unknown activation {act!r}; expected None or one of {tuple(ACTIVATIONS)}")
     code, da, _ = ACTIVATIONS[act]
@@ -563,7 +544,6 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):  
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
     """2-D convolution (cross-correlation). input (N, Cin, H, W), weight (Cout, Cin/groups, kH, kW),
     bias (Cout,) -> (N, Cout, Ho, Wo). Runs pf.ops.conv2d / conv2d_backward."""
-    from . import ops  # noqa: PLC0415
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
     X, Wt = x.data, w.data
@@ -580,7 +560,6 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """Transposed 2-D convolution. input (N, Cin, H, W), weight (Cin, Cout/groups, kH, kW),
     bias (Cout,) -> (N, Cout, Ho, Wo) with Ho = (H-1)*stride - 2*padding + dilation*(kH-1)
     + output_padding + 1. Runs pf.ops.conv_transpose2d / conv_transpose2d_backward."""
-    from . import ops  # noqa: PLC0415
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
     X, Wt = x.data, w.data
@@ -601,7 +580,6 @@ def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     query (B, H, Lq, D), key/value (B, Hkv, Lk, D) with H % Hkv == 0 -> (B, H, Lq, D).
     is_causal: query i sees keys j <= i + (Lk - Lq). attn_mask and dropout are not supported.
     """
-    from . import ops  # noqa: PLC0415
     if attn_mask is not None:
         raise ValueError("attn_mask: not supported; use is_causal=True for a causal mask")
     if dropout_p:
@@ -627,7 +605,6 @@ def _packed_attention(qkv, heads, kv_heads, is_causal=False, scale=None):
     The same result as slicing qkv into q, k, v, moving heads forward, calling
     :func:`attention` and merging heads back, without three slice nodes whose backward
     zero-fills a full-size gradient each, or the copies between them."""
-    from . import ops  # noqa: PLC0415
     t = _t(qkv)
     a = t.data
     b, l, width = a.shape
@@ -656,14 +633,12 @@ def _packed_attention(qkv, heads, kv_heads, is_causal=False, scale=None):
 
 
 def _mode_enabled():
-    from .tensor import _mode  # noqa: PLC0415
     return _mode.enabled
 
 
 def reparameterize(mu, logvar, *, seed, offset=0):
     """VAE sample ``z = mu + exp(0.5 * logvar) * eps`` with eps from pf.random's Philox stream
     (seed, offset): pf.ops.reparameterize forward and backward. mu, logvar: same shape -> z."""
-    from . import ops  # noqa: PLC0415
     m, lv = _t(mu), _t(logvar)
     z, eps = ops.reparameterize(m.data, lv.data, seed=seed, offset=offset)
     LV = lv.data
@@ -675,7 +650,6 @@ def reparameterize(mu, logvar, *, seed, offset=0):
 
 def gaussian_kl(mu, logvar):
     """KL(N(mu, exp(logvar)) || N(0, I)) summed over the non-batch dims: (N, ...) -> (N,)."""
-    from . import ops  # noqa: PLC0415
     m, lv = _t(mu), _t(logvar)
     M, LV = m.data, lv.data
     kl = ops.gaussian_kl(M, LV)

@@ -7,29 +7,29 @@ module has one.
 """
 from __future__ import annotations
 
+import io as _io
 import json
 import os
 import tempfile
 
 import numpy as np
+from PIL import Image, ImageDraw
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
 
-from . import _backend
+from . import __version__, _backend
+from .nn.module import Module
+from .tensor import Tensor
 
-__all__ = ["save", "load", "load_metadata", "save_image_grid", "CheckpointError", "atomic_write"]
+__all__ = ["save", "load", "load_metadata", "save_image_grid", "save_loss_plot", "CheckpointError",
+           "atomic_write"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that is truncated, corrupted or not safetensors."""
 
 
-def _version():
-    from . import __version__  # noqa: PLC0415
-    return __version__
-
-
 def _to_numpy_dict(obj):
-    from .nn.module import Module  # noqa: PLC0415
-    from .tensor import Tensor  # noqa: PLC0415
     config = None
     if isinstance(obj, Module):
         config = getattr(obj, "config", None)
@@ -85,10 +85,9 @@ def save(module_or_state_dict, path, metadata=None) -> None:
     metadata: extra str -> str entries. Written: ``pixelforge_version``, and ``config`` (JSON)
     for a module with a ``config`` attribute.
     """
-    from safetensors.numpy import save as st_save  # noqa: PLC0415
     tensors, config = _to_numpy_dict(module_or_state_dict)
     # safetensors stores tensors sorted by dtype and name; the state dict's order is kept here
-    meta = {"format": "pixelforge", "pixelforge_version": _version(), "key_order": json.dumps(list(tensors))}
+    meta = {"format": "pixelforge", "pixelforge_version": __version__, "key_order": json.dumps(list(tensors))}
     if config is not None:
         meta["config"] = json.dumps(config, sort_keys=True, default=_json_default)
     for k, v in (metadata or {}).items():
@@ -144,7 +143,6 @@ def load(path) -> dict:
     """Read a safetensors checkpoint: dict name -> NumPy array (in the order it was saved).
     Raises FileNotFoundError, or :class:`CheckpointError` (a ValueError) for a truncated or
     corrupted file."""
-    from safetensors.numpy import load as st_load  # noqa: PLC0415
     data, header = _read(path)
     try:
         out = dict(st_load(data))
@@ -172,21 +170,21 @@ def load_metadata(path) -> dict:
     return meta
 
 
-def save_image_grid(images, path, nrow=None, padding=1) -> None:
+def save_image_grid(images, path, nrow=None, padding=1, scale=1) -> None:
     """Tile images (N, C, H, W) with values in [0, 1] (C = 1 or 3) into one PNG at ``path``.
 
-    nrow: images per row (default ceil(sqrt(N))). Written atomically.
+    nrow: images per row (default ceil(sqrt(N))); scale: each pixel drawn scale x scale (small
+    images stay visible). Written atomically.
     """
-    import io as _io  # noqa: PLC0415
-
-    from PIL import Image  # noqa: PLC0415
-
-    from .tensor import Tensor  # noqa: PLC0415
     if isinstance(images, Tensor):
         images = images.numpy()
     a = np.asarray(_backend.to_host(images), dtype=np.float32)
     if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[0] == 0:
         raise ValueError(f"images: expected (N, 1|3, H, W) with N >= 1, got shape {a.shape}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale: expected a positive int, got {scale!r}")
+    if scale > 1:
+        a = np.kron(a, np.ones((1, 1, scale, scale), np.float32))
     n, c, h, w = a.shape
     nrow = int(nrow) if nrow else int(np.ceil(np.sqrt(n)))
     if nrow < 1:
@@ -199,6 +197,31 @@ def save_image_grid(images, path, nrow=None, padding=1) -> None:
         grid[:, y0:y0 + h, x0:x0 + w] = a[i]
     img = (np.clip(np.nan_to_num(grid), 0, 1) * 255 + 0.5).astype(np.uint8)
     pil = Image.fromarray(img[0], "L") if c == 1 else Image.fromarray(img.transpose(1, 2, 0), "RGB")
+    _save_png(pil, path)
+
+
+def _save_png(pil, path):
     buf = _io.BytesIO()
     pil.save(buf, format="PNG")
     atomic_write(path, buf.getvalue())
+
+
+def save_loss_plot(history, path, width=480, height=240) -> None:
+    """The loss curves of a training history (name -> list of floats) as a PNG at ``path``
+    (Pillow; matplotlib not needed). Written atomically."""
+    curves = {k: np.asarray(v, np.float64) for k, v in history.items() if isinstance(v, list) and len(v) > 1}
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+    pad = 30
+    for i, (name, v) in enumerate(curves.items()):
+        k = max(1, len(v) // 200)  # smooth: mean over windows
+        v = v[: len(v) // k * k].reshape(-1, k).mean(axis=1)
+        lo, hi = float(np.min(v)), float(np.max(v))
+        span = hi - lo or 1.0
+        xs = pad + np.arange(len(v)) * (width - 2 * pad) / max(1, len(v) - 1)
+        ys = height - pad - (v - lo) / span * (height - 2 * pad)
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colors[i % 4], width=2)
+        draw.text((pad + 110 * i, 8), f"{name} {v[-1]:.3g}", fill=colors[i % 4])
+    draw.rectangle([pad, pad, width - pad, height - pad], outline=(180, 180, 180))
+    _save_png(img, os.fspath(path))

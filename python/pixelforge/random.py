@@ -25,6 +25,7 @@ import numpy as np
 
 from . import _backend
 from ._dispatch import NotBuilt, register, resolve, set_order
+from ._validate import as_array, device_of, same_device
 from .ops._ref import random as _ref
 
 __all__ = ["philox4x32", "rand", "randn"]
@@ -101,7 +102,6 @@ def check_stream_args(shape, seed, offset):
 def philox4x32(counter, key, *, impl="auto"):
     """Philox4x32-10 blocks. counter: uint32 (..., 4); key: uint32 (..., 2) with the same
     leading shape (or broadcastable to it). Returns uint32 (..., 4). NumPy or CuPy arrays."""
-    from ._validate import as_array, device_of, same_device  # noqa: PLC0415
     counter = as_array(counter, "counter")
     key = as_array(key, "key")
     for name, a, last in (("counter", counter, 4), ("key", key, 2)):

@@ -12,9 +12,11 @@ not kept. Broadcasting follows NumPy; backward sums a gradient back to each oper
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from . import _backend
+from . import _backend, ops
 from ._memory import keep_freed_memory
 
 # training allocates and frees the same activation sizes every step: reuse them (see _memory)
@@ -57,8 +59,6 @@ class _SetGrad:
         return False
 
     def __call__(self, fn):
-        import functools  # noqa: PLC0415
-
         cls = type(self)
 
         @functools.wraps(fn)
@@ -483,12 +483,17 @@ class Tensor:
         return _node(a * (a > 0), (self,), lambda g: (g * (a > 0),))
 
     def softmax(self, dim=-1):
-        from . import functional  # noqa: PLC0415
-        return functional.softmax(self, dim)
+        a = self.data
+        e = _xp(a).exp(a - a.max(axis=dim, keepdims=True))
+        out = e / e.sum(axis=dim, keepdims=True)
+        return _node(out, (self,), lambda g: (out * (g - (g * out).sum(axis=dim, keepdims=True)),))
 
     def log_softmax(self, dim=-1):
-        from . import functional  # noqa: PLC0415
-        return functional.log_softmax(self, dim)
+        a = self.data
+        xp = _xp(a)
+        s = a - a.max(axis=dim, keepdims=True)
+        out = s - xp.log(xp.exp(s).sum(axis=dim, keepdims=True))
+        return _node(out, (self,), lambda g: (g - xp.exp(out) * g.sum(axis=dim, keepdims=True),))
 
     # ------------------------------------------------------------- reductions
     def sum(self, dim=None, keepdim=False):
@@ -679,7 +684,6 @@ def _mm(A, B):
     (1-D operands, more batch dims) fall back to the array module's matmul."""
     if (A.ndim in (2, 3) and B.ndim in (2, 3) and A.dtype == B.dtype and A.dtype.kind == "f"
             and (A.ndim == 2 or B.ndim == 2 or A.shape[0] == B.shape[0] or 1 in (A.shape[0], B.shape[0]))):
-        from . import ops  # noqa: PLC0415
         return ops.matmul(A, B)
     return A @ B
 

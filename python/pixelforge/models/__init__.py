@@ -11,6 +11,9 @@ import json
 import os
 import pathlib
 
+from .. import io as pfio
+from .base import WEIGHTS
+
 FAMILIES = {"gan": ("gan", "GAN"), "vae": ("vae", "VAE"), "transformer": ("transformer", "ImageTransformer"),
             "diffusion": ("diffusion", "Diffusion")}
 
@@ -35,8 +38,6 @@ def create(family, image_shape=(1, 8, 8), num_classes=None, *, device="cpu", **c
 def load(directory, *, device="cpu"):
     """The model saved by ``m.save(directory)``, on ``device``: it samples exactly as the saved
     one."""
-    from .. import io as pfio  # noqa: PLC0415
-    from .base import WEIGHTS  # noqa: PLC0415
     path = pathlib.Path(directory) / WEIGHTS
     if not path.is_file():
         raise FileNotFoundError(f"directory: no {WEIGHTS} in {os.fspath(directory)!r} (not a saved run?)")

@@ -26,6 +26,7 @@ from .. import _backend
 from .. import io as pfio
 from .. import random as pfrandom
 from ..nn import init as nn_init
+from ..tensor import no_grad
 
 WEIGHTS = "model.safetensors"
 
@@ -272,7 +273,6 @@ class GenerativeModel:
         for m in self._modules().values():
             m.eval()
         try:
-            from ..tensor import no_grad  # noqa: PLC0415
             with no_grad():
                 out = self._sample(n, y, rng, **kw)
         finally:

@@ -15,7 +15,10 @@ import numpy as np
 
 from .. import _backend
 from .. import functional as F
-from .. import nn, optim
+from .. import nn, ops, optim
+from .. import random as pfrandom
+from ..samplers import DDIMSampler, DDPMSampler
+from ..schedules import NoiseSchedule
 from ..tensor import Tensor, cat
 from .base import GenerativeModel
 
@@ -111,7 +114,6 @@ class Diffusion(GenerativeModel):
     DEFAULT_BATCH = 64
 
     def _build(self):
-        from ..schedules import NoiseSchedule  # noqa: PLC0415
         c = self.config
         if c["prediction_type"] not in ("epsilon", "v_prediction"):
             raise ValueError(f"prediction_type: expected 'epsilon' or 'v_prediction', got {c['prediction_type']!r}")
@@ -138,7 +140,6 @@ class Diffusion(GenerativeModel):
         return {"unet": self.unet, "ema_unet": self.ema_unet}
 
     def _train_step(self, x, y, rng, step, total):
-        from .. import ops  # noqa: PLC0415
         c = self.config
         lr = optim.warmup_cosine(step, float(c["lr"]), int(c["warmup"]), total)
         self.opt.lr = lr
@@ -166,8 +167,6 @@ class Diffusion(GenerativeModel):
         self.ema.copy_to(self.ema_unet)
 
     def _sample(self, n, labels, rng, steps=None, guidance_scale=None, sampler=None, batch=256):
-        from .. import random as pfrandom  # noqa: PLC0415
-        from ..samplers import DDIMSampler, DDPMSampler  # noqa: PLC0415
         c = self.config
         steps = int(c["sample_steps"] if steps is None else steps)
         w = float(c["guidance_scale"] if guidance_scale is None else guidance_scale)

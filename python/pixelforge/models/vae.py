@@ -18,7 +18,7 @@ import numpy as np
 from .. import _backend
 from .. import functional as F
 from .. import nn, optim
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 from .base import GenerativeModel
 
 
@@ -194,7 +194,6 @@ class VAE(GenerativeModel):
         """(mu, logvar), each (N, z_dim), of images (N, C, H, W) in [0, 1]."""
         x = self._check_images(images)
         y = self._check_labels(labels, len(x), required=True)
-        from ..tensor import no_grad  # noqa: PLC0415
         with no_grad():
             mu, logvar = self.enc(Tensor(self._dev(x)), y)
         return mu.data, logvar.data
@@ -203,7 +202,6 @@ class VAE(GenerativeModel):
         """Decoded posterior means: float32 (N, C, H, W) in [0, 1]."""
         mu, _ = self.encode(images, labels)
         y = self._check_labels(labels, len(mu), required=True)
-        from ..tensor import no_grad  # noqa: PLC0415
         with no_grad():
             out = F.sigmoid(self.dec(Tensor(mu), y)).data
         return np.clip(_backend.to_host(out), 0, 1).astype(np.float32)

@@ -12,6 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import functional as F
+from ..ops.bias_act import ACTIVATIONS as _ACTS
 from ..tensor import cat
 from . import init
 from .module import Module, Parameter
@@ -429,9 +430,8 @@ class BiasAct(Module):
 
     def __init__(self, channels, act="linear", dim=1, alpha=None, gain=None, clamp=None, dtype=np.float32):
         super().__init__()
-        from ..ops.bias_act import ACTIVATIONS as _acts  # noqa: PLC0415
-        if act not in _acts:
-            raise ValueError(f"act: unknown activation {act!r}; expected one of {tuple(_acts)}")
+        if act not in _ACTS:
+            raise ValueError(f"act: unknown activation {act!r}; expected one of {tuple(_ACTS)}")
         self.act, self.dim, self.alpha, self.gain, self.clamp = act, dim, alpha, gain, clamp
         self.bias = Parameter(np.zeros(_pos_int(channels, "channels"), dtype))
 

@@ -1,9 +1,18 @@
 """pixelforge ops: every public op takes ``impl=`` ("auto", "cpu", "cuda", "numba", "ref").
 
-The array decides the device (NumPy: CPU, CuPy: GPU); see :mod:`pixelforge._dispatch`.
-Op modules load on first attribute access, so ``import pixelforge`` stays fast.
+The array decides the device (NumPy: CPU, CuPy: GPU); see :mod:`pixelforge._dispatch`. The op
+modules are light (NumPy and the references; compiled modules and Numba load on first use),
+so they are imported here at once: ``pf.ops.conv2d`` is always the function, never the module
+of the same name.
 """
 import importlib
+
+from .add_noise import add_noise, get_velocity
+from .attention import attention, attention_backward
+from .bias_act import bias_act, bias_act_backward
+from .conv2d import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward
+from .matmul import linear, linear_backward, matmul
+from .reparameterize import gaussian_kl, gaussian_kl_backward, reparameterize, reparameterize_backward
 
 # public name -> module under pixelforge.ops
 _OPS = {
@@ -21,25 +30,5 @@ __all__ = sorted(_OPS)
 
 
 def _import_op_module(module: str):
-    """Import ``pixelforge.ops.<module>`` and bind its public functions here. Importing a
-    submodule sets a package attribute of the same name (``ops.conv2d`` the module), so the
-    functions are bound again afterwards: ``pf.ops.conv2d`` is always the function."""
-    mod = importlib.import_module(f".{module}", __name__)
-    for public, owner in _OPS.items():
-        if owner == module and hasattr(mod, public):
-            globals()[public] = getattr(mod, public)
-    return mod
-
-
-def __getattr__(name):
-    module = _OPS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pixelforge.ops' has no attribute {name!r}")
-    mod = _import_op_module(module)
-    if not hasattr(mod, name):
-        raise AttributeError(f"pixelforge.ops.{module} does not define {name!r}")
-    return globals()[name]
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_OPS))
+    """The module ``pixelforge.ops.<module>`` (the package attribute of that name is the op)."""
+    return importlib.import_module(f".{module}", __name__)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import _backend
 from .._dispatch import NotBuilt, register, resolve
 from .._validate import float_array, real_number, same_device, same_dtype
@@ -139,7 +141,6 @@ def _load_cpu():
     mod = _cpu_mod()
 
     def forward(q, k, v, causal, scale):
-        import numpy as np  # noqa: PLC0415
         out = np.empty_like(q)
         lse = np.empty(q.shape[:3], q.dtype)
         if q.size:
@@ -153,7 +154,6 @@ def _load_cpu_backward():
     mod = _cpu_mod()
 
     def backward(grad_out, q, k, v, out, lse, causal, scale):
-        import numpy as np  # noqa: PLC0415
         dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
         if q.size == 0:
             dq[...] = 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import _backend
 from .._dispatch import NotBuilt, register, resolve
 from .._validate import float_array, real_number, same_device, same_dtype, same_shape, axis, choice
@@ -100,7 +102,6 @@ def _load_cpu():
     mod = _cpu_mod()
 
     def forward(x, bias, dim, act, alpha, gain, clamp):
-        import numpy as np  # noqa: PLC0415
         y = np.empty_like(x)
         mod.bias_act_forward(x, bias, y, dim, ACTIVATIONS[act][0], alpha, gain, clamp)
         return y
@@ -112,7 +113,6 @@ def _load_cpu_backward():
     mod = _cpu_mod()
 
     def backward(grad_out, x, bias, dim, act, alpha, gain, clamp, need_dbias=True):
-        import numpy as np  # noqa: PLC0415
         dx = np.empty_like(x)
         db = np.empty_like(bias) if bias is not None and need_dbias else None
         mod.bias_act_backward(grad_out, x, bias, dx, db, dim, ACTIVATIONS[act][0], alpha, gain, clamp)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from .. import _backend
 from .._dispatch import NotBuilt, register, resolve, set_order
 from .._validate import float_array, integer, same_device, same_dtype
@@ -288,7 +290,6 @@ def _load_cpu():
     mod = _backend.cpu_module()
     if mod is None or not hasattr(mod, "conv2d_forward"):
         raise NotBuilt("pixelforge._cpu (with conv2d) is not built")
-    import numpy as np  # noqa: PLC0415
 
     def forward(x, w, b, geo):
         out = np.empty((x.shape[0], w.shape[0]) + geo.out_hw, x.dtype)
