@@ -33,11 +33,12 @@ def has_op(name):
 # ----------------------------------------------------------------------------- activations
 @pytest.fixture(params=built_impls("bias_act"))
 def act_impl(request, monkeypatch):
-    """Route the functional activations through one bias_act impl."""
+    """Route the functional activations through one bias_act impl (PIXELFORGE_IMPL replaces
+    "auto" wherever the impl exists; the layers resolve on every call)."""
     from pixelforge._dispatch import resolve
     impl = request.param
-    fns = (resolve("bias_act", "cpu", impl)[1], resolve("bias_act_backward", "cpu", impl)[1])
-    monkeypatch.setitem(F._ACT_FAST, "cpu", fns)
+    monkeypatch.setenv("PIXELFORGE_IMPL", impl)
+    assert resolve("bias_act", "cpu")[0] == impl and resolve("bias_act_backward", "cpu")[0] == impl
     return impl
 
 

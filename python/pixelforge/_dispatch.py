@@ -28,6 +28,7 @@ class NotBuilt(ImportError):
 _loaders: dict = {}   # (op, device, impl) -> loader
 _orders: dict = {}    # (op, device) -> preference order
 _cache: dict = {}     # (op, device, impl) -> callable or NotBuilt instance
+_resolved: dict = {}  # (op, device, impl, PIXELFORGE_IMPL) -> (impl name, callable): resolve's answers
 _warned: set = set()
 _lock = threading.Lock()
 
@@ -39,6 +40,7 @@ def register(op: str, device: str, impl: str):
 
     def deco(loader):
         _loaders[(op, device, impl)] = loader
+        _resolved.clear()
         return loader
     return deco
 
@@ -46,6 +48,7 @@ def register(op: str, device: str, impl: str):
 def set_order(op: str, device: str, order) -> None:
     """The preference order ``auto`` follows for one op on one device."""
     _orders[(op, device)] = tuple(order)
+    _resolved.clear()
 
 
 def _load(op, device, impl):
@@ -94,9 +97,19 @@ def available(op: str, device: str = "cpu") -> list:
 
 
 def resolve(op: str, device: str, impl: str = "auto"):
-    """Return ``(impl_name, callable)`` for ``op`` on ``device``."""
+    """Return ``(impl_name, callable)`` for ``op`` on ``device``. Cached: after the first call a
+    lookup is one dict access, so layers resolve on every call instead of keeping their own
+    tables (``PIXELFORGE_IMPL`` is part of the key)."""
     if not isinstance(impl, str):
         raise TypeError(f"impl: expected a string, got {type(impl).__name__}")
+    key = (op, device, impl, os.environ.get("PIXELFORGE_IMPL", ""))
+    got = _resolved.get(key)
+    if got is None:
+        got = _resolved[key] = _resolve(op, device, impl)
+    return got
+
+
+def _resolve(op, device, impl):
     if impl != "auto" and impl not in IMPLS:
         raise ValueError(f"impl: unknown implementation {impl!r}; expected 'auto' or one of {IMPLS}")
     _ensure_registered(op)

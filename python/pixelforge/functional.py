@@ -32,26 +32,16 @@ def _t(x):
 
 
 # ----------------------------------------------------------------------------- bias_act
-_ACT_FAST: dict = {}
-
-
 def _bias_act_kernels(device):
-    """The resolved (forward, backward) bias_act callables for a device, looked up once: the
-    public op validates every call, which costs more than the kernel on small tensors. Inputs
-    reaching these are contiguous float arrays we made ourselves; the C++ glue checks again."""
-    fns = _ACT_FAST.get(device)
-    if fns is None:
-        fns = (resolve("bias_act", device, "auto")[1], resolve("bias_act_backward", device, "auto")[1])
-        _ACT_FAST[device] = fns
-    return fns
+    """The (forward, backward) bias_act kernels for a device, without the public op's checks
+    (which cost more than the kernel on small tensors): inputs reaching these are contiguous
+    float arrays we made ourselves; the C++ glue checks again."""
+    return resolve("bias_act", device)[1], resolve("bias_act_backward", device)[1]
 
 
 def _cpp_act():
     """Whether the CPU's bias_act runs on the C++ kernels (not a Numba or reference fallback)."""
-    ok = _ACT_FAST.get("cpp")
-    if ok is None:
-        ok = _ACT_FAST["cpp"] = resolve("bias_act", "cpu", "auto")[0] == "cpu"
-    return ok
+    return resolve("bias_act", "cpu")[0] == "cpu"
 
 
 _FAST_DTYPES = {"cpu": (np.dtype(np.float32), np.dtype(np.float64)),

@@ -23,17 +23,6 @@ from ._ref import matmul as _ref
 
 _NAMES = ("matmul", "linear", "linear_backward")
 _CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_resolved: dict = {}
-
-
-def _resolve(op, device, impl):
-    """``resolve`` memoized per (op, device, impl, PIXELFORGE_IMPL): the training loop calls
-    these ops with tiny GEMMs, where the dispatch lookup was a visible part of the time."""
-    key = (op, device, impl, os.environ.get("PIXELFORGE_IMPL"))
-    got = _resolved.get(key)
-    if got is None:
-        got = _resolved[key] = resolve(op, device, impl)[1]
-    return got
 
 
 # ----------------------------------------------------------------------------- validation
@@ -127,7 +116,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, impl="auto"):
         _same_dtype("a", a, b=b)
     batch, m, n, _ = _gemm_shapes(a, b, trans_a, trans_b)
     shape = (m, n) if a.ndim == 2 and b.ndim == 2 else (batch, m, n)
-    be = _resolve("matmul", device, impl)
+    be = resolve("matmul", device, impl)[1]
     if out is None:
         out = xp_of(a).empty(shape, a.dtype)
     else:
@@ -154,7 +143,7 @@ def linear(x, weight, bias=None, *, impl="auto"):
         if bias.shape[0] != n_out:
             raise ValueError(f"bias: length {bias.shape[0]} does not match weight.shape[0] = {n_out}")
         bias = xp_of(bias).ascontiguousarray(bias)
-    be = _resolve("linear", device, impl)
+    be = resolve("linear", device, impl)[1]
     xp = xp_of(x)
     lead = x.shape[:-1]
     x2 = x.reshape(math.prod(lead), n_in)  # a view whenever the leading dims allow it
@@ -185,7 +174,7 @@ def linear_backward(grad_out, x, weight, *, needs=(True, True, True), impl="auto
     if tuple(grad_out.shape) != tuple(x.shape[:-1]) + (n_out,):
         raise ValueError(f"grad_out: shape {tuple(grad_out.shape)} does not match x's leading dims + "
                          f"(out,) = {tuple(x.shape[:-1]) + (n_out,)}")
-    be = _resolve("linear_backward", device, impl)
+    be = resolve("linear_backward", device, impl)[1]
     xp = xp_of(x)
     rows = math.prod(x.shape[:-1])
     g2 = grad_out.reshape(rows, n_out)
