@@ -116,20 +116,13 @@ def test_linear(xshape, bias):
                   *[a.astype(np.float32) for a in args])
 
 
-@pytest.fixture(params=["cpp", "numba", "vectorized"])
+@pytest.fixture(params=built_impls("group_norm"))
 def norm_path(request, monkeypatch):
-    """Run the norms through the C++ kernels (kernels/group_norm), the fused Numba kernels
-    (serial and prange) or the vectorized pass."""
-    if request.param == "cpp":
-        if F._cpp_norm() is None:
-            pytest.skip("pixelforge._cpu not built")
-        return request.param
-    monkeypatch.setitem(F._NORM, "cpp", None)
-    if request.param == "vectorized":
-        monkeypatch.setitem(F._NORM, "mod", None)
-    else:
-        if F._numba_norm() is None:
-            pytest.skip("numba not installed")
+    """Run the norms (and the activations they fuse) through each impl of pf.ops.group_norm /
+    layer_norm: the C++ kernels (kernels/group_norm), the fused Numba kernels or the reference."""
+    from pixelforge._dispatch import resolve
+    monkeypatch.setenv("PIXELFORGE_IMPL", request.param)
+    assert resolve("group_norm", "cpu")[0] == resolve("layer_norm", "cpu")[0] == request.param
     return request.param
 
 
@@ -180,11 +173,8 @@ def test_group_norm_cpp_kernels_against_float64(shape, groups, act, dtype):
     far from zero mean (the mean split into two floats must keep the normalized values),
     inner sizes off the vector length, one element per channel, every activation; values,
     mean/rstd and the per-(row, channel) partial sums, dx with and without need_x."""
-    from pixelforge.ops import group_norm as gn_ops
     from pixelforge.ops._ref import norm as ref_norm
-    k = gn_ops.cpu_kernels()
-    if k is None:
-        pytest.skip("pixelforge._cpu not built")
+    k = _cpp_norm_kernels()
     g = np.random.default_rng(11)
     n, c = shape[:2]
     inner = int(np.prod(shape[2:]))
@@ -238,11 +228,8 @@ def test_layer_norm_cpp_kernels_against_float64(rows, m, dtype):
     """LayerNorm rows on the C++ kernels (one group, a per-element affine, dW / dB partial sums
     per block of 16 rows): values, mean/rstd, dx and the summed partials against float64, on
     rows far from zero mean, lengths off the vector length, a row count off the block size."""
-    from pixelforge.ops import group_norm as gn_ops
     from pixelforge.ops._ref import norm as ref_norm
-    k = gn_ops.cpu_kernels()
-    if k is None:
-        pytest.skip("pixelforge._cpu not built")
+    k = _cpp_norm_kernels()
     g = np.random.default_rng(rows + m)
     x64 = g.standard_normal((rows, m)) * 2.0 - 500.0
     w64, b64 = g.standard_normal(m), g.standard_normal(m)
@@ -265,8 +252,16 @@ def test_layer_norm_cpp_kernels_against_float64(rows, m, dtype):
     np.testing.assert_allclose(pb.sum(0), g64.sum(0), rtol=tol, atol=tol * math.sqrt(rows))
 
 
+def _cpp_norm_kernels():
+    """The C++ rows kernels of pf.ops.group_norm (skips where pixelforge._cpu is not built)."""
+    if "cpu" not in built_impls("group_norm"):
+        pytest.skip("pixelforge._cpu not built")
+    from pixelforge.ops.group_norm import kernels
+    return kernels("group_norm", "cpu", "cpu")[1]
+
+
 def test_norms_cpp_same_bits_for_any_thread_count():
-    if F._cpp_norm() is None:
+    if "cpu" not in built_impls("group_norm"):
         pytest.skip("pixelforge._cpu not built")
     from opcheck import run_python
     code = """
@@ -290,8 +285,9 @@ def test_norms_cpp_same_bits_for_any_thread_count():
 
 
 def test_norms_parallel_kernel(monkeypatch):
-    if F._numba_norm() is None:
+    if "numba" not in built_impls("group_norm"):
         pytest.skip("numba not installed")
+    monkeypatch.setenv("PIXELFORGE_IMPL", "numba")
     from pixelforge.ops._numba import norm
     monkeypatch.setattr(norm, "PARALLEL_MIN", 1)  # the prange variant for these small sizes
     gradcheck(lambda x, w, b: F.group_norm(x, 3, w, b), r(2, 6, 3, 5) + 1, r(6, seed=1), r(6, seed=2),

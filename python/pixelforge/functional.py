@@ -15,8 +15,7 @@ import numpy as np
 
 from . import _backend, ops
 from ._dispatch import resolve
-from .ops import group_norm as _gn
-from .ops._ref import norm as _refnorm
+from .ops.group_norm import kernels as _op_kernels
 from .ops.bias_act import ACTIVATIONS
 from .tensor import Tensor, _mode, _new, _node, _to_array, _unbroadcast, _xp, cat, stack, where  # noqa: F401
 
@@ -37,11 +36,6 @@ def _bias_act_kernels(device):
     (which cost more than the kernel on small tensors): inputs reaching these are contiguous
     float arrays we made ourselves; the C++ glue checks again."""
     return resolve("bias_act", device)[1], resolve("bias_act_backward", device)[1]
-
-
-def _cpp_act():
-    """Whether the CPU's bias_act runs on the C++ kernels (not a Numba or reference fallback)."""
-    return resolve("bias_act", "cpu")[0] == "cpu"
 
 
 _FAST_DTYPES = {"cpu": (np.dtype(np.float32), np.dtype(np.float64)),
@@ -162,36 +156,25 @@ def linear(input, weight, bias=None):  # noqa: A002
 
 
 # ----------------------------------------------------------------------------- norms
-def _numba_norm():
-    """The fused Numba kernels (ops/_numba/norm.py), or None without Numba."""
-    mod = _NORM.get("mod", False)
-    if mod is False:
-        mod = None
-        if _backend.numba_version() is not None:
-            from .ops._numba import norm as mod  # noqa: PLC0415
-        _NORM["mod"] = mod
-    return mod
+def _norm_kernels(op, a, *params):
+    """``(impl, rows kernels)`` of pf.ops.group_norm / layer_norm for ``a``'s device: the
+    fastest built (C++, else Numba) for NumPy float32/float64 with parameters of the same dtype,
+    the reference (one vectorized pass, dtype promotion) otherwise and on the GPU."""
+    device = "cpu" if isinstance(a, np.ndarray) else "cuda"
+    if device == "cpu" and (a.dtype not in _FAST_DTYPES["cpu"]
+                            or any(p is not None and p.data.dtype != a.dtype for p in params)):
+        return _op_kernels(op, device, "ref")
+    return _op_kernels(op, device)
 
 
-_NORM: dict = {}
-
-
-def _cpp_norm():
-    """The C++ GroupNorm kernels (ops/group_norm.py), or None without pixelforge._cpu."""
-    if "cpp" not in _NORM:
-        _NORM["cpp"] = _gn.cpu_kernels()
-    return _NORM["cpp"]
-
-
-def _fused_rows_norm(x, rows2d, groups, inner, w, b, eps, wshape, k, act=0, alpha=0.0):
-    """Normalization (+ activation code ``act``) node over rows on the CPU with the fused
-    kernels ``k`` (see _fused_norm_kernels). rows2d: x's data as (N, ...) C-contiguous with
-    N * groups rows; w, b: Tensors or None whose flattened data is indexed (group * cpg + c);
-    wshape: their shape."""
+def _rows_norm(x, rows2d, groups, inner, w, b, eps, wshape, k, act=0, alpha=0.0):
+    """Normalization (+ activation code ``act``) node over rows with the rows kernels ``k``
+    (ops/group_norm.py). rows2d: x's data as (N, ...) C-contiguous with N * groups rows; w, b:
+    Tensors or None whose flattened data is indexed (group * cpg + c); wshape: their shape."""
     W = None if w is None else _contig(w.data)
     B = None if b is None else _contig(b.data)
     y, mean, rstd = k.forward(rows2d, W, B, groups, inner, eps, act, alpha)
-    shape, dt = x.data.shape, x.data.dtype
+    shape = x.data.shape
     parents = (x,) + tuple(p for p in (w, b) if p is not None)
     y = y.reshape(shape)
 
@@ -200,10 +183,10 @@ def _fused_rows_norm(x, rows2d, groups, inner, w, b, eps, wshape, k, act=0, alph
                                 x.requires_grad, act, alpha)
         res = [None if gx is None else gx.reshape(shape)]
         width = pw.shape[1] * groups
-        if w is not None:
-            res.append(pw.reshape(-1, width).sum(axis=0).astype(dt).reshape(wshape) if w.requires_grad else None)
-        if b is not None:
-            res.append(pb.reshape(-1, width).sum(axis=0).astype(dt).reshape(wshape) if b.requires_grad else None)
+        for p, part in ((w, pw), (b, pb)):
+            if p is not None:
+                res.append(part.reshape(-1, width).sum(axis=0).astype(p.data.dtype).reshape(wshape)
+                           if p.requires_grad else None)
         return res
     return _node(y, parents, bw)
 
@@ -212,15 +195,6 @@ def _empty_norm(x, w, b):
     """An empty batch: empty output, zero parameter gradients."""
     params = tuple(p for p in (w, b) if p is not None)
     return _node(x.data.copy(), (x,) + params, lambda g: [g] + [_xp(p.data).zeros_like(p.data) for p in params])
-
-
-def _fused_norm_kernels(a, *params):
-    """The fused CPU row kernels for a NumPy ``a`` of a fast dtype with parameters of the same
-    dtype: the C++ ones (ops/group_norm.py), else the Numba ones, else None."""
-    if not isinstance(a, np.ndarray) or a.dtype not in _FAST_DTYPES["cpu"] \
-            or any(p is not None and p.data.dtype != a.dtype for p in params):
-        return None
-    return _cpp_norm() or _numba_norm()
 
 
 def _act_code(act, alpha):
@@ -237,9 +211,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, act=None,
     """GroupNorm. input (N, C, *), weight/bias (C,) or None; C % num_groups == 0.
 
     pixelforge extension: ``act`` ("relu", "lrelu" with slope ``alpha``, "silu", "gelu", "tanh",
-    "sigmoid"; gain 1) is applied after the affine in the same pass.
-    CPU: the C++ kernels (kernels/group_norm; the fused Numba pass without them), one pass
-    forward and one backward; otherwise one vectorized pass each."""
+    "sigmoid"; gain 1) is applied after the affine in the same pass. One pass forward and one
+    backward on pf.ops.group_norm's kernels (C++ on the CPU: OpenMP over rows)."""
     code, alpha = _act_code(act, alpha)
     x = _t(input)
     a = x.data
@@ -256,44 +229,20 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, act=None,
             raise ValueError(f"{name}: expected shape ({c},), got {tuple(p.data.shape)}")
     if a.size == 0:
         return _empty_norm(x, w, b)
-    kern = _fused_norm_kernels(a, w, b)
-    if code and kern is not None and kern is not _cpp_norm() and _cpp_act():
-        # the C++ activation's vector exp beats the fused Numba pass's by 4x: GroupNorm then
-        # SiLU costs 0.3 + 0.1 ms forward against 1.3 ms fused at 32x16x32x32 (one thread)
+    impl, kern = _norm_kernels("group_norm", a, w, b)
+    device = "cpu" if isinstance(a, np.ndarray) else "cuda"
+    if code and impl != "cpu" and resolve("bias_act", device)[0] in ("cpu", "cuda"):
+        # the compiled activation beats a fused Numba or reference pass: on the CPU the C++
+        # vector exp is 4x the Numba one (GroupNorm then SiLU 0.3 + 0.1 ms against 1.3 ms fused
+        # at 32x16x32x32, one thread)
         return _bias_act(group_norm(x, num_groups, w, b, eps), None, 0, act, alpha, 1.0, -1.0)
-    if kern is not None:  # C++: OpenMP over rows, the activation's vector exp in the same pass
-        inner = int(np.prod(a.shape[2:], dtype=np.int64))
-        return _fused_rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,), kern, code, alpha)
-    if code:
-        return _bias_act(group_norm(x, num_groups, w, b, eps), None, 0, act, alpha, 1.0, -1.0)
-    ar = a.reshape(n, num_groups, a.size // max(n * num_groups, 1))
-    xhat, rstd = _refnorm.normalize(ar, -1, eps)
-    cshape = (1, c) + (1,) * (a.ndim - 2)
-    xh = xhat.reshape(a.shape)
-    out = xh * w.data.reshape(cshape) if w is not None else xh.copy()
-    if b is not None:
-        out += b.data.reshape(cshape)
-    red = (0,) + tuple(range(2, a.ndim))
-    parents = (x,) + tuple(p for p in (w, b) if p is not None)
-
-    def bw(g):
-        gx = None
-        if x.requires_grad:
-            gxh = g * w.data.reshape(cshape) if w is not None else g
-            gx = _refnorm.normalize_backward(gxh.reshape(ar.shape), xhat, rstd, -1).reshape(a.shape)
-        res = [gx]
-        if w is not None:
-            res.append((g * xh).sum(axis=red) if w.requires_grad else None)
-        if b is not None:
-            res.append(g.sum(axis=red) if b.requires_grad else None)
-        return res
-    return _node(out, parents, bw)
+    inner = int(np.prod(a.shape[2:], dtype=np.int64))
+    return _rows_norm(x, _contig(a), num_groups, inner, w, b, eps, (c,), kern, code, alpha)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
     """LayerNorm over the trailing ``normalized_shape`` dims; weight/bias of that shape or None.
-    CPU: the C++ kernels (kernels/group_norm; the fused Numba pass without them), one pass forward
-    and one backward; otherwise one vectorized pass each."""
+    One pass forward and one backward on pf.ops.layer_norm's kernels."""
     x = _t(input)
     a = x.data
     if isinstance(normalized_shape, (int, np.integer)):
@@ -310,28 +259,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
             raise ValueError(f"{name}: expected shape {normalized_shape}, got {tuple(p.data.shape)}")
     if a.size == 0:
         return _empty_norm(x, w, b)
-    kern = _fused_norm_kernels(a, w, b)
-    if kern is not None:
-        m = int(np.prod(normalized_shape, dtype=np.int64))
-        return _fused_rows_norm(x, _contig(a).reshape(-1, m), 1, 1, w, b, eps, normalized_shape, kern)
-    axes = tuple(range(a.ndim - k, a.ndim))
-    xhat, rstd = _refnorm.normalize(a, axes, eps)
-    out = xhat * w.data if w is not None else xhat.copy()
-    if b is not None:
-        out += b.data
-    red = tuple(range(a.ndim - k))
-    parents = (x,) + tuple(p for p in (w, b) if p is not None)
-
-    def bw(g):
-        gx = _refnorm.normalize_backward(g * w.data if w is not None else g, xhat, rstd, axes) \
-            if x.requires_grad else None
-        res = [gx]
-        if w is not None:
-            res.append((g * xhat).sum(axis=red) if w.requires_grad else None)
-        if b is not None:
-            res.append(g.sum(axis=red) if b.requires_grad else None)
-        return res
-    return _node(out, parents, bw)
+    _, kern = _norm_kernels("layer_norm", a, w, b)
+    m = int(np.prod(normalized_shape, dtype=np.int64))
+    return _rows_norm(x, _contig(a).reshape(-1, m), 1, 1, w, b, eps, normalized_shape, kern)
 
 
 # ----------------------------------------------------------------------------- losses

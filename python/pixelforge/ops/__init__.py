@@ -11,6 +11,7 @@ from .add_noise import add_noise, get_velocity
 from .attention import attention, attention_backward
 from .bias_act import bias_act, bias_act_backward
 from .conv2d import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward
+from .group_norm import group_norm, group_norm_backward, layer_norm, layer_norm_backward
 from .matmul import linear, linear_backward, matmul
 from .reparameterize import gaussian_kl, gaussian_kl_backward, reparameterize, reparameterize_backward
 
@@ -24,6 +25,8 @@ _OPS = {
     "gaussian_kl": "reparameterize", "gaussian_kl_backward": "reparameterize",
     "add_noise": "add_noise", "get_velocity": "add_noise",
     "matmul": "matmul", "linear": "matmul", "linear_backward": "matmul",
+    "group_norm": "group_norm", "group_norm_backward": "group_norm", "layer_norm": "group_norm",
+    "layer_norm_backward": "group_norm",
 }
 
 __all__ = sorted(_OPS)
