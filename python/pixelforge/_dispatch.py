@@ -33,13 +33,15 @@ _warned: set = set()
 _lock = threading.Lock()
 
 
-def register(op: str, device: str, impl: str):
-    """Decorator: ``@register("bias_act", "cpu", "numba")`` on a loader returning the callable."""
+def register(op, device: str, impl: str):
+    """Decorator: ``@register("bias_act", "cpu", "numba")`` on a loader returning the callable;
+    ``op`` may be a tuple of op names one loader serves (an op module's forward and backward)."""
     if device not in DEVICES or impl not in IMPLS:
         raise ValueError(f"register: bad device/impl {device!r}/{impl!r}")
 
     def deco(loader):
-        _loaders[(op, device, impl)] = loader
+        for name in (op,) if isinstance(op, str) else op:
+            _loaders[(name, device, impl)] = loader
         _resolved.clear()
         return loader
     return deco

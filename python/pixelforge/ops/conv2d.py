@@ -258,16 +258,8 @@ def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_p
 
 
 # ----------------------------------------------------------------------------- impls
-def _register_all(device, impl):
-    def deco(loader):
-        for op in _OPS:
-            register(op, device, impl)(loader)
-        return loader
-    return deco
-
-
-@_register_all("cpu", "ref")
-@_register_all("cuda", "ref")
+@register(_OPS, "cpu", "ref")
+@register(_OPS, "cuda", "ref")
 def _load_ref():
     def forward(x, w, b, geo):
         return _ref.conv2d(x, w, b, geo.stride, geo.pad, geo.dilation, geo.groups, geo.out_hw).astype(x.dtype)
@@ -285,7 +277,7 @@ def _load_ref():
             "backward_bias": backward_bias}
 
 
-@_register_all("cpu", "cpu")
+@register(_OPS, "cpu", "cpu")
 def _load_cpu():
     mod = _backend.cpu_module()
     if mod is None or not hasattr(mod, "conv2d_forward"):
@@ -315,7 +307,7 @@ def _load_cpu():
             "backward_bias": backward_bias}
 
 
-@_register_all("cuda", "cuda")
+@register(_OPS, "cuda", "cuda")
 def _load_cuda():
     mod = _glue.cuda_module("conv2d_forward")
     cp = _backend.cupy()

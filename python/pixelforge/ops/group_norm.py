@@ -70,20 +70,12 @@ class _Kernels:
 _NAMES = ("group_norm", "layer_norm")
 
 
-def _register_all(device, impl):
-    def deco(loader):
-        for name in _NAMES:
-            register(name, device, impl)(loader)
-        return loader
-    return deco
-
-
 for _name in _NAMES:
     set_order(_name, "cpu", ("cpu", "numba", "ref"))
     set_order(_name, "cuda", ("ref",))
 
 
-@_register_all("cpu", "cpu")
+@register(_NAMES, "cpu", "cpu")
 def _load_cpu():
     mod = _backend.cpu_module()
     if mod is None or not hasattr(mod, "group_norm_forward"):
@@ -91,7 +83,7 @@ def _load_cpu():
     return _Kernels(mod)
 
 
-@_register_all("cpu", "numba")
+@register(_NAMES, "cpu", "numba")
 def _load_numba():
     if _backend.numba_version() is None:
         raise NotBuilt("numba is not installed")
@@ -99,8 +91,8 @@ def _load_numba():
     return norm
 
 
-@_register_all("cpu", "ref")
-@_register_all("cuda", "ref")
+@register(_NAMES, "cpu", "ref")
+@register(_NAMES, "cuda", "ref")
 def _load_ref():
     return _ref
 

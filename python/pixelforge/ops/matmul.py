@@ -202,21 +202,13 @@ class _Backend:
         self.colsum = colsum
 
 
-def _register_all(device, impl):
-    def deco(loader):
-        for name in _NAMES:
-            register(name, device, impl)(loader)
-        return loader
-    return deco
-
-
-@_register_all("cpu", "ref")
-@_register_all("cuda", "ref")
+@register(_NAMES, "cpu", "ref")
+@register(_NAMES, "cuda", "ref")
 def _load_ref():
     return _Backend(_ref.gemm, _ref.colsum)
 
 
-@_register_all("cpu", "cpu")
+@register(_NAMES, "cpu", "cpu")
 def _load_cpu():
     mod = _backend.cpu_module()
     if mod is None:
@@ -245,7 +237,7 @@ def _strides3(x, trans):
     return (bs, cs, rs) if trans else (bs, rs, cs)
 
 
-@_register_all("cuda", "cuda")
+@register(_NAMES, "cuda", "cuda")
 def _load_cuda():
     mod = _glue.cuda_module("matmul")
     cp = _backend.cupy()
