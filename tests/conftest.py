@@ -7,8 +7,23 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+# PIXELFORGE_TEST_FAKE_GPU=1: tests/fakecupy.py stands in for CuPy in the whole session, so the
+# GPU tests that only need the device *plumbing* (families, autograd, optimizers: the ops run
+# their references there) run on the CPU. test_gpu_plumbing.py runs them that way in CI; it is
+# never GPU truth (no CUDA kernel runs), and the kernel tests of tests/gpu are not among them.
+if os.environ.get("PIXELFORGE_TEST_FAKE_GPU") == "1":
+    import fakecupy
+    from pixelforge import _backend as _pf_backend
+    sys.modules["cupy"] = fakecupy.fake
+    for _name, _mod in fakecupy._cupyx().items():
+        sys.modules[_name] = _mod
+    _pf_backend.cupy = lambda: fakecupy.fake
+
+
 def _gpu_present():
     from pixelforge import _backend
+    if os.environ.get("PIXELFORGE_TEST_FAKE_GPU") == "1":
+        return True
     return _backend.cuda_device_count() > 0 and _backend.cupy() is not None
 
 
