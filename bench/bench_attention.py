@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -32,6 +31,7 @@ if __name__ == "__main__" and "--single-thread" in sys.argv:
 import pixelforge as pf  # noqa: E402
 
 from pixelforge.benchmarks import SHAPES as _ALL_SHAPES  # noqa: E402
+from pixelforge.benchmarks import attention_flops, interleaved  # noqa: E402
 
 # the table `pixelforge bench` uses too
 H, D = _ALL_SHAPES["attention"]["H"], _ALL_SHAPES["attention"]["D"]
@@ -40,8 +40,7 @@ REF_MAX_L = 1024  # the reference materializes B*H*L*L float64 scores: 1 GiB per
 
 
 def flops(L, B, causal, direction):
-    f = 4.0 * B * H * L * L * D * (0.5 if causal else 1.0)
-    return f * (2.5 if direction == "backward" else 1.0)
+    return attention_flops(L, B, H, D, causal, direction)
 
 
 def make_inputs(L, B, seed=0):
@@ -75,21 +74,6 @@ def torch_fns(q, k, v, do, causal):
         gq.grad = gk.grad = gv.grad = None
         out.backward(tdo, retain_graph=True)
     return fwd, bwd
-
-
-def interleaved(fns, rounds):
-    """Median seconds of each callable, run in turn `rounds` times after one warm-up each
-    (CPU time of this thread when everything runs single-threaded, else wall time)."""
-    clock = time.thread_time if pf.info()["cpu"]["threads"] == 1 else time.perf_counter
-    for f in fns:
-        f()
-    times = [[] for _ in fns]
-    for _ in range(rounds):
-        for f, t in zip(fns, times):
-            t0 = clock()
-            f()
-            t.append(clock() - t0)
-    return [float(np.median(t)) for t in times]
 
 
 # ----------------------------------------------------------------------------- pytest-benchmark

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ if __name__ == "__main__" and "--single-thread" in sys.argv:
     os.environ["OMP_NUM_THREADS"] = "1"  # before pixelforge's OpenMP runtime starts
 
 import pixelforge as pf  # noqa: E402
+from pixelforge.benchmarks import interleaved  # noqa: E402
 
 SHAPES = {"131k": (8, 16, 32, 32), "16M": (64, 64, 64, 64)}
 ACTS = ["lrelu", "tanh", "silu", "gelu"]
@@ -97,21 +97,6 @@ def torch_fns(x, b, gy, act):
 def pf_fns(x, b, gy, act):
     return (lambda: pf.ops.bias_act(x, b, act=act, impl="cpu"),
             lambda: pf.ops.bias_act_backward(gy, x, b, act=act, impl="cpu"))
-
-
-def interleaved(fns, rounds):
-    """Median seconds of each callable, run in turn `rounds` times after one warm-up each
-    (CPU time of this thread when everything runs single-threaded, else wall time)."""
-    clock = time.thread_time if pf.info()["cpu"]["threads"] == 1 else time.perf_counter
-    for f in fns:
-        f()
-    times = [[] for _ in fns]
-    for _ in range(rounds):
-        for f, t in zip(fns, times):
-            t0 = clock()
-            f()
-            t.append(clock() - t0)
-    return [float(np.median(t)) for t in times]
 
 
 # ----------------------------------------------------------------------------- pytest-benchmark

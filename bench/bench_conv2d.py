@@ -28,6 +28,7 @@ import pytest
 import pixelforge as pf
 
 from pixelforge.benchmarks import CONV_PASSES as PASSES
+from pixelforge.benchmarks import conv2d_flops, interleaved, torch_or_none
 from pixelforge.benchmarks import SHAPES as _ALL_SHAPES
 
 # name: (N, Cin, Cout, H, k, stride, pad, transpose): the table `pixelforge bench` uses too
@@ -35,12 +36,7 @@ SHAPES = _ALL_SHAPES["conv2d"]
 
 
 def _torch():
-    try:
-        import torch  # noqa: PLC0415
-    except ImportError:
-        return None
-    torch.set_num_threads(int(os.environ.get("PF_BENCH_THREADS", "2")))
-    return torch
+    return torch_or_none(threads=int(os.environ.get("PF_BENCH_THREADS", "2")))
 
 
 def problem(name, seed=0):
@@ -52,13 +48,11 @@ def problem(name, seed=0):
     if tr:
         w = (g.standard_normal((cin, cout, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
         y = pf.ops.conv_transpose2d(x, w, None, s, p)
-        flops = 2 * N * cin * cout * k * k * H * H
     else:
         w = (g.standard_normal((cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
         y = pf.ops.conv2d(x, w, None, s, p)
-        flops = 2 * N * cout * cin * k * k * y.shape[2] * y.shape[3]
     gy = g.standard_normal(y.shape).astype(np.float32)
-    return dict(x=x, w=w, gy=gy, s=s, p=p, tr=tr, flops=flops)
+    return dict(x=x, w=w, gy=gy, s=s, p=p, tr=tr, flops=conv2d_flops(*SHAPES[name]))
 
 
 def pf_fn(pr, pas, impl):
@@ -109,15 +103,7 @@ _clock = time.perf_counter
 
 
 def _median_interleaved(fns, rounds):
-    times = {k: [] for k in fns}
-    for f in fns.values():
-        f()  # warm-up
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t = _clock()
-            f()
-            times[k].append(_clock() - t)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return interleaved(fns, rounds, clock=_clock)
 
 
 def main(argv):

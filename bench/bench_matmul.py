@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 import pixelforge as pf
+from pixelforge.benchmarks import interleaved as harness_interleaved
+from pixelforge.benchmarks import torch_or_none
 
 # (M, N, K): C (M×N) = A (M×K) @ B (K×N)
 SQUARE = [(s, s, s) for s in (256, 512, 1024, 2048)]
@@ -36,12 +38,7 @@ def _name(shape):
 
 
 def _torch():
-    try:
-        import torch  # noqa: PLC0415
-    except ImportError:
-        return None
-    torch.set_num_threads(pf.info()["cpu"]["threads"])
-    return torch
+    return torch_or_none(threads="pixelforge")
 
 
 def _contenders(shape):
@@ -76,19 +73,9 @@ def interleaved(shapes, rounds=7, target_s=0.05):
     rows = []
     for shape in shapes:
         cont = _contenders(shape)
-        for fn, _ in cont.values():
-            fn()  # warm up (pages, packing buffers, thread pools)
-        t0 = time.perf_counter()
-        next(iter(cont.values()))[0]()
-        reps = max(1, int(target_s / max(time.perf_counter() - t0, 1e-6)))
-        times = {k: [] for k in cont}
-        for _ in range(rounds):
-            for k, (fn, _) in cont.items():
-                t = time.perf_counter()
-                for _ in range(reps):
-                    fn()
-                times[k].append((time.perf_counter() - t) / reps)
-        rows.append((shape, {k: _flops(shape) / float(np.median(v)) / 1e9 for k, v in times.items()}))
+        med = harness_interleaved({k: fn for k, (fn, _) in cont.items()}, rounds, clock=time.perf_counter,
+                                  target_s=target_s)
+        rows.append((shape, {k: _flops(shape) / v / 1e9 for k, v in med.items()}))
     return rows
 
 
