@@ -10,8 +10,9 @@
 //   F8    8 x float  AVX2 (also in AVX-512 builds: attention's 8-wide variant)   D4  4 x double  AVX2
 //   G4<T> 4 x T      portable structs of plain loops (the generic build; SSE2 may vectorize them)
 //   VF   the widest float type of this build (F16 / F8 / G4<float>)
-// Every type has load/store/set1/zero/add/sub/mul/fma/max and exp2 (the attention kernel's
-// fast base-2 exponent; libm for double). The float types add what the transcendental math
+// Every type has load/store/set1/zero/add/sub/mul/fma/max, a fixed-order horizontal sum and
+// exp2 (the attention kernel's fast base-2 exponent; libm for double). The GEMM micro-kernels
+// of conv2d and matmul use these same types (their tile sizes are their own). The float types add what the transcendental math
 // below needs: div, rcp (estimate + one Newton step), min, abs, round, scale2 (p * 2^n),
 // compare-to-mask, select, copysign, partial loads/stores for row tails and a fixed-order
 // horizontal sum.
@@ -98,12 +99,15 @@ struct F16 {
   static M first(int n) { return M((1u << n) - 1u); }                       // lanes [0, n), n < W
   static R load_n(const T* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
   static void store_n(T* p, R v, int n) { _mm512_mask_storeu_ps(p, first(n), v); }
-  static T hsum(R v) {  // fixed pairwise order
-    alignas(64) T t[W];
-    store(t, v);
-    for (int w = W / 2; w > 0; w /= 2)
-      for (int i = 0; i < w; ++i) t[i] += t[i + w];
-    return t[0];
+  // fixed pairwise order: lanes i + 8, then i + 4, i + 2, i + 1 (register shuffles; the maskz
+  // extracts because the plain ones trip a GCC 12 -Wmaybe-uninitialized)
+  static T hsum(R a) {
+    const __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 0)),
+                                   _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 1)));
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
   }
   // 2^x for x <= 127. x < -126 gives exactly 0 (NaN stays NaN), so no denormal (slow) values reach the
   // attention kernel's P.V products; scalef applies 2^n in one instruction.
@@ -128,6 +132,11 @@ struct D8 {
   static R sub(R a, R b) { return _mm512_sub_pd(a, b); }
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
   static R max(R a, R b) { return _mm512_max_pd(a, b); }
+  static T hsum(R a) {  // pairwise: lanes i + 4, then i + 2, i + 1
+    const __m256d h = _mm256_add_pd(_mm512_maskz_extractf64x4_pd(0xFF, a, 0), _mm512_maskz_extractf64x4_pd(0xFF, a, 1));
+    const __m128d v = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
+  }
   static R exp2(R x) {  // float64 is the checking path: libm accuracy over speed
     alignas(64) T t[W];
     store(t, x);
@@ -185,12 +194,11 @@ struct F8 {
   }
   static R load_n(const T* p, int n) { return _mm256_maskload_ps(p, _mm256_castps_si256(first(n))); }
   static void store_n(T* p, R v, int n) { _mm256_maskstore_ps(p, _mm256_castps_si256(first(n)), v); }
-  static T hsum(R v) {
-    alignas(32) T t[W];
-    store(t, v);
-    for (int w = W / 2; w > 0; w /= 2)
-      for (int i = 0; i < w; ++i) t[i] += t[i + w];
-    return t[0];
+  static T hsum(R a) {  // pairwise: lanes i + 4, then i + 2, i + 1
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
   }
   static R exp2(R x) {
     const R in = x;
@@ -217,6 +225,10 @@ struct D4 {
   static R sub(R a, R b) { return _mm256_sub_pd(a, b); }
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
   static R max(R a, R b) { return _mm256_max_pd(a, b); }
+  static T hsum(R a) {  // pairwise: lanes i + 2, then i + 1
+    __m128d v = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
+  }
   static R exp2(R x) {
     alignas(32) T t[W];
     store(t, x);

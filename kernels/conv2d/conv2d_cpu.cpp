@@ -57,6 +57,7 @@
 #endif
 
 #include "common/cpu_scratch.h"
+#include "common/simd.h"
 #include "conv2d/conv2d.h"
 // The paths live in headers of this translation unit, one story each:
 #include "conv2d/conv2d_gemm_cpu.h"      // vector traits, micro-kernels, im2col / col2im, packing
@@ -257,7 +258,7 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
 constexpr i64 kWKC = PF_WKC, kWCols = PF_WCOLS;
 template <class T>
 void backward_weight(const T* x, const T* dy, T* dw, const pf::Conv2dParams& p) {
-  constexpr int L = V<T>::L, DM = V<T>::DM, DN = V<T>::DN;
+  constexpr int L = V<T>::W, DM = V<T>::DM, DN = V<T>::DN;
   const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, kred = Cg * RS;
   const i64 PQ = p.P * p.Q, HW = p.H * p.W;
   if (p.N == 0) {

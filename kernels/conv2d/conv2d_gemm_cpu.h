@@ -16,81 +16,20 @@ inline i64 rup(i64 a, i64 b) { return cdiv(a, b) * b; }
 
 
 // ---------------------------------------------------------------- SIMD vector traits
+// The vector types of common/simd.h plus this file's register blocking: MR rows × NV vectors
+// of outer-product accumulators, DM × DN dot-product accumulators.
 template <class T> struct V;
 #if defined(__AVX512F__)
-template <> struct V<float> {
-  using R = __m512;
-  static constexpr int L = 16, MR = 8, NV = 2;
-  static R zero() { return _mm512_setzero_ps(); }
-  static R load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
-  static R set1(float v) { return _mm512_set1_ps(v); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  static float hsum(R a) {  // (maskz forms: the plain ones trip a GCC 12 -Wmaybe-uninitialized)
-    const __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 0)),
-                                   _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(a), 1)));
-    __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    v = _mm_add_ss(v, _mm_movehdup_ps(v));
-    return _mm_cvtss_f32(v);
-  }
-  static constexpr int DM = 4, DN = 6;
-};
-template <> struct V<double> {
-  using R = __m512d;
-  static constexpr int L = 8, MR = 8, NV = 2;
-  static R zero() { return _mm512_setzero_pd(); }
-  static R load(const double* p) { return _mm512_loadu_pd(p); }
-  static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
-  static R set1(double v) { return _mm512_set1_pd(v); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
-  static R add(R a, R b) { return _mm512_add_pd(a, b); }
-  static double hsum(R a) {
-    const __m256d h = _mm256_add_pd(_mm512_maskz_extractf64x4_pd(0xFF, a, 0), _mm512_maskz_extractf64x4_pd(0xFF, a, 1));
-    const __m128d v = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
-  }
-  static constexpr int DM = 4, DN = 6;
-};
+template <> struct V<float> : simd::F16 { static constexpr int MR = 8, NV = 2, DM = 4, DN = 6; };
+template <> struct V<double> : simd::D8 { static constexpr int MR = 8, NV = 2, DM = 4, DN = 6; };
 #elif defined(__AVX2__) && defined(__FMA__)
-template <> struct V<float> {
-  using R = __m256;
-  static constexpr int L = 8, MR = 6, NV = 2;
-  static R zero() { return _mm256_setzero_ps(); }
-  static R load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
-  static R set1(float v) { return _mm256_set1_ps(v); }
-  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  static R add(R a, R b) { return _mm256_add_ps(a, b); }
-  static float hsum(R a) {
-    __m128 v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    v = _mm_add_ss(v, _mm_movehdup_ps(v));
-    return _mm_cvtss_f32(v);
-  }
-  static constexpr int DM = 3, DN = 4;
-};
-template <> struct V<double> {
-  using R = __m256d;
-  static constexpr int L = 4, MR = 6, NV = 2;
-  static R zero() { return _mm256_setzero_pd(); }
-  static R load(const double* p) { return _mm256_loadu_pd(p); }
-  static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
-  static R set1(double v) { return _mm256_set1_pd(v); }
-  static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
-  static R add(R a, R b) { return _mm256_add_pd(a, b); }
-  static double hsum(R a) {
-    __m128d v = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v)));
-  }
-  static constexpr int DM = 3, DN = 4;
-};
+template <> struct V<float> : simd::F8 { static constexpr int MR = 6, NV = 2, DM = 3, DN = 4; };
+template <> struct V<double> : simd::D4 { static constexpr int MR = 6, NV = 2, DM = 3, DN = 4; };
 #else
 // Portable: one scalar per "vector"; 4×8 accumulators the compiler may keep in SSE registers.
 template <class T> struct VScalar {
   using R = T;
-  static constexpr int L = 1, MR = 4, NV = 8;
+  static constexpr int W = 1, MR = 4, NV = 8;
   static R zero() { return T(0); }
   static R load(const T* p) { return *p; }
   static void store(T* p, R v) { *p = v; }
@@ -105,7 +44,7 @@ template <> struct V<double> : VScalar<double> {};
 #endif
 
 template <class T> constexpr int MR_of() { return V<T>::MR; }
-template <class T> constexpr int NR_of() { return V<T>::NV * V<T>::L; }
+template <class T> constexpr int NR_of() { return V<T>::NV * V<T>::W; }
 
 // Writes an MR×NR accumulator tile: C = acc (+ row_init[i] per row) or C += acc; only the
 // valid m×n part.
@@ -114,7 +53,7 @@ inline void store_acc(typename V<T>::R (&acc)[V<T>::MR][V<T>::NV], T* __restrict
                       const T* row_init, bool accumulate) {
   using VT = V<T>;
   using R = typename VT::R;
-  constexpr int MR = VT::MR, NV = VT::NV, L = VT::L, NR = NV * L;
+  constexpr int MR = VT::MR, NV = VT::NV, L = VT::W, NR = NV * L;
   if (m == MR && n == NR) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
@@ -149,7 +88,7 @@ void ukernel(i64 kc, const T* __restrict a, const T* __restrict b, i64 ldb, T* _
              int n, const T* row_init, bool accumulate) {
   using VT = V<T>;
   using R = typename VT::R;
-  constexpr int MR = VT::MR, NV = VT::NV, L = VT::L;
+  constexpr int MR = VT::MR, NV = VT::NV, L = VT::W;
   R acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -183,7 +122,7 @@ void dot_kernel(i64 kv, const T* __restrict a, i64 lda, const T* __restrict b, i
                 int m, int n) {
   using VT = V<T>;
   using R = typename VT::R;
-  constexpr int DM = VT::DM, DN = VT::DN, L = VT::L;
+  constexpr int DM = VT::DM, DN = VT::DN, L = VT::W;
   const T* ar[DM];
   const T* br[DN];
 #pragma GCC unroll 8

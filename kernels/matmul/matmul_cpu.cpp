@@ -21,6 +21,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/simd.h"
 #include "matmul/matmul.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -63,46 +64,15 @@ thread_local TlsBuf tls_a, tls_b;  // A block (per thread) / B block (the callin
 thread_local TlsBuf tls_part;      // gemm_ksplit's partial products (the calling thread's)
 
 // ------------------------------------------------------------------ SIMD vector traits
-// Each traits struct: V (register type), L (lanes), zero/set1/load/store/fma/add.
+// The vector types of common/simd.h (R register, W lanes, zero/set1/load/store/fma/add); the
+// generic build keeps GCC vector extensions here (16-byte vectors, no fused multiply-add).
 #if defined(__AVX512F__)
-struct VecF {
-  using T = float; using V = __m512; static constexpr int L = 16;
-  static V zero() { return _mm512_setzero_ps(); }
-  static V set1(T x) { return _mm512_set1_ps(x); }
-  static V load(const T* p) { return _mm512_loadu_ps(p); }
-  static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static V add(V a, V b) { return _mm512_add_ps(a, b); }
-};
-struct VecD {
-  using T = double; using V = __m512d; static constexpr int L = 8;
-  static V zero() { return _mm512_setzero_pd(); }
-  static V set1(T x) { return _mm512_set1_pd(x); }
-  static V load(const T* p) { return _mm512_loadu_pd(p); }
-  static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-  static V add(V a, V b) { return _mm512_add_pd(a, b); }
-};
+using VecF = simd::F16;
+using VecD = simd::D8;
 constexpr int kMR = 14;  // 14×2 accumulators + 2 B vectors + 1 broadcast = 31 of 32 zmm
 #elif defined(__AVX2__)
-struct VecF {
-  using T = float; using V = __m256; static constexpr int L = 8;
-  static V zero() { return _mm256_setzero_ps(); }
-  static V set1(T x) { return _mm256_set1_ps(x); }
-  static V load(const T* p) { return _mm256_loadu_ps(p); }
-  static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
-};
-struct VecD {
-  using T = double; using V = __m256d; static constexpr int L = 4;
-  static V zero() { return _mm256_setzero_pd(); }
-  static V set1(T x) { return _mm256_set1_pd(x); }
-  static V load(const T* p) { return _mm256_loadu_pd(p); }
-  static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-  static V add(V a, V b) { return _mm256_add_pd(a, b); }
-};
+using VecF = simd::F8;
+using VecD = simd::D4;
 constexpr int kMR = 6;  // 6×2 accumulators + 2 B + 1 broadcast = 15 of 16 ymm
 #elif defined(__GNUC__)
 // Portable: GCC/Clang vector extensions lower to whatever the target has (SSE2 on x86-64).
@@ -110,14 +80,14 @@ constexpr int kMR = 6;  // 6×2 accumulators + 2 B + 1 broadcast = 15 of 16 ymm
 template <class TT>
 struct VecExt {
   using T = TT;
-  static constexpr int L = 16 / sizeof(TT);
-  typedef TT V __attribute__((vector_size(16)));
-  static V zero() { return V{} ; }
-  static V set1(T x) { return V{} + x; }
-  static V load(const T* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
-  static void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
-  static V fma(V a, V b, V c) { return a * b + c; }
-  static V add(V a, V b) { return a + b; }
+  static constexpr int W = 16 / sizeof(TT);
+  typedef TT R __attribute__((vector_size(16)));
+  static R zero() { return R{} ; }
+  static R set1(T x) { return R{} + x; }
+  static R load(const T* p) { R v; std::memcpy(&v, p, sizeof v); return v; }
+  static void store(T* p, R v) { std::memcpy(p, &v, sizeof v); }
+  static R fma(R a, R b, R c) { return a * b + c; }
+  static R add(R a, R b) { return a + b; }
 };
 using VecF = VecExt<float>;
 using VecD = VecExt<double>;
@@ -125,13 +95,13 @@ constexpr int kMR = 6;
 #else
 template <class TT>
 struct VecScalar {
-  using T = TT; using V = TT; static constexpr int L = 1;
-  static V zero() { return 0; }
-  static V set1(T x) { return x; }
-  static V load(const T* p) { return *p; }
-  static void store(T* p, V v) { *p = v; }
-  static V fma(V a, V b, V c) { return a * b + c; }
-  static V add(V a, V b) { return a + b; }
+  using T = TT; using R = TT; static constexpr int W = 1;
+  static R zero() { return 0; }
+  static R set1(T x) { return x; }
+  static R load(const T* p) { return *p; }
+  static void store(T* p, R v) { *p = v; }
+  static R fma(R a, R b, R c) { return a * b + c; }
+  static R add(R a, R b) { return a + b; }
 };
 using VecF = VecScalar<float>;
 using VecD = VecScalar<double>;
@@ -148,11 +118,11 @@ constexpr int kNV = 2;  // vectors per micro-tile row: NR = 2 * lanes
 // acc (MR×NR) into the m×n corner of C (row stride ldc): first overwrites C (else adds to it);
 // bias: NR-long (n valid) or null. A partial tile goes element by element in the same order.
 template <class Vt>
-PF_MM_INLINE void store_tile(typename Vt::V (&acc)[kMR][kNV], typename Vt::T* __restrict c, i64 ldc, int m, int n,
+PF_MM_INLINE void store_tile(typename Vt::R (&acc)[kMR][kNV], typename Vt::T* __restrict c, i64 ldc, int m, int n,
                              bool first, const typename Vt::T* __restrict bias) {
   using T = typename Vt::T;
-  using V = typename Vt::V;
-  constexpr int MR = kMR, L = Vt::L, NR = kNV * L;
+  using V = typename Vt::R;
+  constexpr int MR = kMR, L = Vt::W, NR = kNV * L;
   if (m == MR && n == NR) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
@@ -186,8 +156,8 @@ template <class Vt, bool AT>
 void micro_kernel_a(i64 kc, const typename Vt::T* __restrict a, i64 lda, const typename Vt::T* __restrict bp,
                     typename Vt::T* __restrict c, i64 ldc, int m, int n, bool first,
                     const typename Vt::T* __restrict bias) {
-  using V = typename Vt::V;
-  constexpr int MR = kMR, L = Vt::L, NR = kNV * L;
+  using V = typename Vt::R;
+  constexpr int MR = kMR, L = Vt::W, NR = kNV * L;
   V acc[MR][kNV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -306,7 +276,7 @@ void fill_rows(T* c, i64 ldc, i64 M, i64 N, const T* bias) {
 template <class T>
 bool gemm_serial(const T* a, const T* b, const T* bias, T* c, i64 M, i64 N, const pf::GemmParams& p) {
   using Vt = typename VecOf<T>::type;
-  constexpr int MR = kMR, NR = kNV * Vt::L;
+  constexpr int MR = kMR, NR = kNV * Vt::W;
   const i64 K = p.K;
   if (M <= 0 || N <= 0) return true;
   if (K == 0) { fill_rows(c, p.c_rs, M, N, bias); return true; }
@@ -371,7 +341,7 @@ struct Split {
 template <class T>
 Split split_for(i64 M, i64 N, int nth) {
   using Vt = typename VecOf<T>::type;
-  constexpr int MR = kMR, NR = kNV * Vt::L;
+  constexpr int MR = kMR, NR = kNV * Vt::W;
   const i64 mt = cdiv(M, MR), nt = cdiv(N, NR);
   Split best{nth, 1};
   double best_cost = -1;
@@ -392,7 +362,7 @@ Split split_for(i64 M, i64 N, int nth) {
 template <class T>
 i64 k_splits(const pf::GemmParams& p) {
   using Vt = typename VecOf<T>::type;
-  constexpr int MR = kMR, NR = kNV * Vt::L;
+  constexpr int MR = kMR, NR = kNV * Vt::W;
   if (p.batch != 1 || p.K < 2048 || cdiv(p.M, MR) * cdiv(p.N, NR) > 32) return 1;
   const i64 s = p.K / 1024;
   return s < 8 ? s : 8;
@@ -457,7 +427,7 @@ void gemm(const T* a, const T* b, const T* bias, T* c, const pf::GemmParams& p) 
       ok = gemm_serial<T>(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p.M, p.N, p);
   } else {
     using Vt = typename VecOf<T>::type;
-    constexpr int MR = kMR, NR = kNV * Vt::L;
+    constexpr int MR = kMR, NR = kNV * Vt::W;
     const Split sp = split_for<T>(p.M, p.N, nth);
     const int team = int(sp.tm * sp.tn);
     const i64 mt = cdiv(p.M, MR), nt = cdiv(p.N, NR);
