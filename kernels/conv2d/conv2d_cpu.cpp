@@ -57,6 +57,7 @@
 #endif
 
 #include "common/cpu_scratch.h"
+#include "common/gemm_cpu.h"
 #include "common/simd.h"
 #include "conv2d/conv2d.h"
 // The paths live in headers of this translation unit, one story each:

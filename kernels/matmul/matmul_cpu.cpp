@@ -21,6 +21,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/gemm_cpu.h"
 #include "common/simd.h"
 #include "matmul/matmul.h"
 
@@ -156,26 +157,8 @@ template <class Vt, bool AT>
 void micro_kernel_a(i64 kc, const typename Vt::T* __restrict a, i64 lda, const typename Vt::T* __restrict bp,
                     typename Vt::T* __restrict c, i64 ldc, int m, int n, bool first,
                     const typename Vt::T* __restrict bias) {
-  using V = typename Vt::R;
-  constexpr int MR = kMR, L = Vt::W, NR = kNV * L;
-  V acc[MR][kNV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v) acc[i][v] = Vt::zero();
-#pragma GCC unroll 2
-  for (i64 k = 0; k < kc; ++k) {
-    V b[kNV];
-#pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v) b[v] = Vt::load(bp + v * L);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const V av = Vt::set1(AT ? a[k * lda + i] : a[i * lda + k]);
-#pragma GCC unroll 4
-      for (int v = 0; v < kNV; ++v) acc[i][v] = Vt::fma(av, b[v], acc[i][v]);
-    }
-    bp += NR;
-  }
+  typename Vt::R acc[kMR][kNV];
+  gemm_tile<Vt, kMR, kNV, AT, 2>(kc, a, lda, bp, kNV * Vt::W, acc);  // common/gemm_cpu.h
   store_tile<Vt>(acc, c, ldc, m, n, first, bias);
 }
 
