@@ -35,6 +35,7 @@
 
 #include "attention/attention.h"
 #include "common/cpu_scratch.h"
+#include "common/gemm_cpu.h"
 #include "common/simd.h"
 
 namespace PF_ISA_NS {
@@ -76,21 +77,9 @@ inline void micro(i64 K, const typename V::T* A, i64 lda, const typename V::T* B
   if constexpr (ACC) {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) c[r][v] = V::load(C + r * ldc + v * V::W);
-  } else {
-    for (int r = 0; r < MR; ++r)
-      for (int v = 0; v < NV; ++v) c[r][v] = V::zero();
   }
-  // K >= 1 at every call site: a loop that may run zero times made GCC keep a stack copy of
-  // the accumulators for the zero-trip path (~48 extra stores per call, ~5% of a 64-step call).
-  i64 k = 0;
-  do {
-    typename V::R b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = V::load(B + k * ldb + v * V::W);
-    for (int r = 0; r < MR; ++r) {
-      const typename V::R ar = V::set1(AT ? A[k * lda + r] : A[r * lda + k]);
-      for (int v = 0; v < NV; ++v) c[r][v] = V::fma(ar, b[v], c[r][v]);
-    }
-  } while (++k < K);
+  // common/gemm_cpu.h's core; K >= 1 at every call site (its do-while form, KUNROLL = 1)
+  gemm_tile<V, MR, NV, AT, 1, !ACC>(K, A, lda, B, ldb, c);
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) V::store(C + r * ldc + v * V::W, c[r][v]);
 }
