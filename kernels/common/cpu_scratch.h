@@ -3,6 +3,10 @@
 //                  (a 16-byte-aligned buffer splits every full-vector load across two cache
 //                  lines: the weight gradient's micro-kernel measured ~6% slower so), freed at
 //                  the end of its scope
+//   KeptScratch    a buffer kept between calls and grown on demand (declare it thread_local):
+//                  a fresh allocation per call costs page faults (glibc mmaps blocks this size)
+//                  that dominate small kernels called in a loop; get() returns null when out of
+//                  memory (never throws: it is called inside parallel regions)
 //   max_threads()  OpenMP's thread count for the next parallel region (1 without OpenMP)
 //   thread_id()    this thread's index inside a region (0 without OpenMP)
 // Internal linkage on purpose: each kernel file is compiled once per ISA into PF_ISA_NS, and
@@ -35,6 +39,22 @@ struct Scratch {
   ~Scratch() { std::free(p); }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
+};
+
+struct KeptScratch {
+  void* p = nullptr;
+  std::size_t cap = 0;
+  ~KeptScratch() { std::free(p); }
+  template <class T>
+  T* get(pf::i64 n) {
+    const std::size_t bytes = ((std::size_t(n) * sizeof(T)) + 63) / 64 * 64;
+    if (bytes > cap) {
+      std::free(p);
+      p = std::aligned_alloc(64, bytes);
+      cap = p ? bytes : 0;
+    }
+    return static_cast<T*>(p);
+  }
 };
 
 inline int max_threads() {

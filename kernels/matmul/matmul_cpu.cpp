@@ -21,6 +21,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/cpu_scratch.h"
 #include "common/gemm_cpu.h"
 #include "common/simd.h"
 #include "matmul/matmul.h"
@@ -41,28 +42,10 @@ using pf::i64;
 #define PF_MM_INLINE inline
 #endif
 
-// Packing buffers, one pair per thread, kept between calls: a fresh allocation per call costs
-// page faults (glibc mmaps blocks this size), which dominate the small GEMMs of a training
-// loop. 64-byte aligned so packed panels never split a zmm load over two cache lines.
-// Internal linkage, no std:: template (see common.h). get() returns null when out of memory
-// (never throws: it is called inside parallel regions).
-struct TlsBuf {
-  void* p = nullptr;
-  std::size_t cap = 0;
-  ~TlsBuf() { std::free(p); }
-  template <class T>
-  T* get(i64 n) {
-    const std::size_t bytes = ((std::size_t(n) * sizeof(T)) + 63) / 64 * 64;
-    if (bytes > cap) {
-      std::free(p);
-      p = std::aligned_alloc(64, bytes);
-      cap = p ? bytes : 0;
-    }
-    return static_cast<T*>(p);
-  }
-};
-thread_local TlsBuf tls_a, tls_b;  // A block (per thread) / B block (the calling thread's)
-thread_local TlsBuf tls_part;      // gemm_ksplit's partial products (the calling thread's)
+// Packing buffers, one pair per thread, kept between calls (common/cpu_scratch.h): a fresh
+// allocation per call costs page faults, which dominate the small GEMMs of a training loop.
+thread_local KeptScratch tls_a, tls_b;  // A block (per thread) / B block (the calling thread's)
+thread_local KeptScratch tls_part;      // gemm_ksplit's partial products (the calling thread's)
 
 // ------------------------------------------------------------------ SIMD vector traits
 // The vector types of common/simd.h (R register, W lanes, zero/set1/load/store/fma/add); the
