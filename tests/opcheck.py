@@ -1,8 +1,12 @@
-"""One helper set every op test uses: built impls, tolerances, non-contiguous views, finite
-differences, and running code under the CUDA simulator in a subprocess.
+"""One helper set every op test uses: built impls, devices, per-dtype tolerances,
+non-contiguous views, finite differences, and running code under the CUDA simulator in a
+subprocess.
 
-Pattern (CuPy-style, written once): call the op for every built impl on float32 inputs and
-compare with the float64 ``ref`` on the same inputs, at the tolerances of DESIGN.md.
+Pattern (CuPy-style, written once): a test takes ``device, impl`` from :func:`impl_params`
+(every impl registered for the op on the CPU and on the GPU; the GPU ones carry the ``gpu``
+marker, so they skip without a GPU and run on one), builds NumPy inputs, moves them with
+:func:`to_device`, and compares with the float64 ``ref`` on the host at :data:`TOL` of the
+dtype (DESIGN.md: float32 1e-4 / 1e-5; float16 and bfloat16 storage a few units of rounding).
 """
 from __future__ import annotations
 
@@ -12,11 +16,56 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import pixelforge as pf
+from pixelforge import _backend, _dispatch
 
-# (rtol, atol) against a float64 reference
-TOL = {"float32": (1e-4, 1e-5), "float64": (1e-10, 1e-12)}
+# (rtol, atol) against a float64 reference; float16 / bfloat16: storage rounding 2^-11 / 2^-8,
+# a few units on values of magnitude ~1 (the math runs in float32)
+TOL = {"float32": (1e-4, 1e-5), "float64": (1e-10, 1e-12), "float16": (4e-3, 4e-3), "bfloat16": (3e-2, 3e-2)}
+# the dtypes each device's ops take
+DTYPES = {"cpu": ("float32", "float64"), "cuda": ("float32", "float16", "bfloat16")}
+
+
+def impl_params(op: str, *, ref=True, devices=("cpu", "cuda")):
+    """pytest params ``(device, impl)`` for every impl registered for ``op``: the CPU's that load
+    here, and every GPU one (marked ``gpu``: skipped without a GPU; on a GPU machine one that
+    does not load fails the test). ``ref=False`` leaves the reference out."""
+    out = []
+    for device in devices:
+        if device == "cpu":
+            impls = built_impls(op, "cpu")
+        else:
+            _dispatch._ensure_registered(op)
+            order = _dispatch._orders.get((op, "cuda"), _dispatch.DEFAULT_ORDER["cuda"])
+            impls = [i for i in order if (op, "cuda", i) in _dispatch._loaders]
+        for impl in impls:
+            if impl == "ref" and not ref:
+                continue
+            marks = [pytest.mark.gpu] if device == "cuda" else []
+            out.append(pytest.param(device, impl, marks=marks, id=f"{device}-{impl}"))
+    return out
+
+
+def dtype_params(device: str, *, low_precision=True):
+    """The dtypes ``device``'s ops take (the GPU's 16-bit ones only with ``low_precision``)."""
+    return [d for d in DTYPES[device] if low_precision or d in ("float32", "float64")]
+
+
+def to_device(a, device: str, dtype=None):
+    """A NumPy array (cast to ``dtype``: "bfloat16" needs ml_dtypes) on ``device``."""
+    if dtype is not None:
+        if dtype == "bfloat16":
+            ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 arrays need ml_dtypes")
+            a = np.asarray(a, np.float32).astype(ml_dtypes.bfloat16)
+        else:
+            a = np.asarray(a).astype(dtype)
+    return a if device == "cpu" else _backend.cupy().asarray(a)
+
+
+def device_of(a) -> str:
+    return "cuda" if _backend.is_cupy_array(a) else "cpu"
 
 
 def built_impls(op: str, device: str = "cpu") -> list:
@@ -29,8 +78,8 @@ def fast_impls(op: str, device: str = "cpu") -> list:
 
 
 def assert_close(actual, expected, dtype, what="", scale=1.0):
-    rtol, atol = TOL[np.dtype(dtype).name]
-    actual = np.asarray(actual, np.float64)
+    rtol, atol = TOL[dtype if isinstance(dtype, str) else np.dtype(dtype).name]
+    actual = np.asarray(_backend.to_host(actual)).astype(np.float64)
     expected = np.asarray(expected, np.float64)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     np.testing.assert_allclose(actual, expected, rtol=rtol * scale, atol=atol * scale, err_msg=what)

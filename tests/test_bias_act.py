@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import pixelforge as pf
-from opcheck import assert_close, built_impls, fast_impls, finite_diff, noncontig, rng, run_cudasim, run_python
+from pixelforge import _backend
+from opcheck import (assert_close, built_impls, device_of, fast_impls, finite_diff, impl_params, noncontig, rng,
+                     run_cudasim, run_python, to_device)
 
 ACTS = ["linear", "relu", "lrelu", "tanh", "sigmoid", "silu", "gelu"]
 SHAPES = [((2, 5, 7), 1), ((1, 3), 1), ((4, 1, 3, 3), 1), ((3, 6, 5), 2), ((17,), 0), ((0, 4, 3), 1), ((2, 3, 1, 1), -3)]
@@ -18,17 +20,25 @@ def test_every_impl_is_registered_and_ref_available():
     assert "numba" in impls  # numba is a core dependency
 
 
-@pytest.mark.parametrize("impl", built_impls("bias_act"))
+def _dtypes(device, impl):
+    """float32 everywhere; float16 storage too on the GPU (the numba.cuda kernels are float32)."""
+    return ("float32",) if device == "cpu" or impl == "numba" else ("float32", "float16")
+
+
+@pytest.mark.parametrize("device,impl", impl_params("bias_act"))
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("shape,dim", SHAPES)
-def test_forward_matches_float64_reference(impl, act, shape, dim):
+def test_forward_matches_float64_reference(device, impl, act, shape, dim):
     g = rng()
-    x = g.standard_normal(shape).astype(np.float32) * 2
-    b = g.standard_normal(shape[dim]).astype(np.float32)
-    y = pf.ops.bias_act(x, b, dim=dim, act=act, impl=impl)
-    ref = pf.ops.bias_act(x.astype(np.float64), b.astype(np.float64), dim=dim, act=act, impl="ref")
-    assert y.dtype == np.float32 and y.shape == x.shape
-    assert_close(y, ref, np.float32, f"{impl}/{act}")
+    x64, b64 = g.standard_normal(shape) * 2, g.standard_normal(shape[dim])
+    for dtype in _dtypes(device, impl):
+        x, b = to_device(x64, device, dtype), to_device(b64, device, dtype)
+        y = pf.ops.bias_act(x, b, dim=dim, act=act, clamp=1.5, impl=impl)
+        assert device_of(y) == device and y.dtype == x.dtype and y.shape == x.shape
+        # the reference on the rounded inputs, in float64 on the host
+        ref = pf.ops.bias_act(_backend.to_host(x).astype(np.float64), _backend.to_host(b).astype(np.float64),
+                              dim=dim, act=act, clamp=1.5, impl="ref")
+        assert_close(y, ref, dtype, f"{device}/{impl}/{act}/{dtype}")
 
 
 @pytest.mark.parametrize("impl", fast_impls("bias_act"))
@@ -89,20 +99,22 @@ def test_backward_matches_finite_differences(impl, act):
     assert_close(db, finite_diff(loss_b, b), np.float32, f"{impl}/{act} db")
 
 
-@pytest.mark.parametrize("impl", built_impls("bias_act_backward"))
-def test_backward_float32_against_reference_and_clamp(impl):
+@pytest.mark.parametrize("device,impl", impl_params("bias_act_backward"))
+def test_backward_against_reference_and_clamp(device, impl):
     g = rng()
-    x = (g.standard_normal((4, 6, 11)) * 2).astype(np.float32)
-    b = g.standard_normal(6).astype(np.float32)
-    gy = g.standard_normal(x.shape).astype(np.float32)
-    for act in ACTS:
-        dx, db = pf.ops.bias_act_backward(gy, x, b, act=act, clamp=0.7, impl=impl)
-        rdx, rdb = pf.ops.bias_act_backward(gy.astype(np.float64), x.astype(np.float64), b.astype(np.float64),
-                                            act=act, clamp=0.7, impl="ref")
-        assert_close(dx, rdx, np.float32, f"{impl}/{act} dx")
-        assert_close(db, rdb, np.float32, f"{impl}/{act} db", scale=10)  # sums of 44 terms
-    dx, db = pf.ops.bias_act_backward(gy, x, None, act="tanh", impl=impl)
-    assert db is None
+    x64, b64 = g.standard_normal((4, 6, 11)) * 2, g.standard_normal(6)
+    gy64 = g.standard_normal(x64.shape)
+    for dtype in _dtypes(device, impl):
+        x, b, gy = (to_device(a, device, dtype) for a in (x64, b64, gy64))
+        xh, bh, gyh = (_backend.to_host(a).astype(np.float64) for a in (x, b, gy))
+        for act in ACTS:
+            dx, db = pf.ops.bias_act_backward(gy, x, b, act=act, clamp=0.7, impl=impl)
+            assert device_of(dx) == device and dx.dtype == x.dtype
+            rdx, rdb = pf.ops.bias_act_backward(gyh, xh, bh, act=act, clamp=0.7, impl="ref")
+            assert_close(dx, rdx, dtype, f"{device}/{impl}/{act}/{dtype} dx")
+            assert_close(db, rdb, dtype, f"{device}/{impl}/{act}/{dtype} db", scale=10)  # sums of 44 terms
+        dx, db = pf.ops.bias_act_backward(gy, x, None, act="tanh", impl=impl)
+        assert db is None
 
 
 @pytest.mark.parametrize("act", ACTS)
