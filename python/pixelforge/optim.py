@@ -15,14 +15,13 @@ import math
 
 import numpy as np
 
-from .tensor import Tensor
-
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "EMA", "WarmupCosine", "warmup_cosine", "clip_grad_norm_"]
-
-
 from . import _backend
 from ._backend import xp_of as _xp
 from ._dispatch import NotBuilt, register, resolve, set_order
+from .ops._ref import optim as _ref_optim
+from .tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "EMA", "WarmupCosine", "warmup_cosine", "clip_grad_norm_"]
 
 
 # The fused updates, through the dispatch table like every op: "numba" (njit / numba.cuda) and
@@ -36,16 +35,11 @@ def _numba_optim(device):
     return k
 
 
-def _ref_optim():
-    from .ops._ref import optim as r  # noqa: PLC0415
-    return r
-
-
 for _dev in ("cpu", "cuda"):
     for _op, _kernel in (("adam_step", "adam_step"), ("sgd_step", "sgd_step"), ("ema_update", "ema")):
         register(_op, _dev, "numba")(
             lambda d=_dev, k=_kernel: getattr(_numba_optim(d), f"{k}_{'gpu' if d == 'cuda' else 'cpu'}"))
-        register(_op, _dev, "ref")(lambda op=_op: getattr(_ref_optim(), op))
+        register(_op, _dev, "ref")(lambda op=_op: getattr(_ref_optim, op))
         set_order(_op, _dev, ("numba", "ref"))
 
 
@@ -61,7 +55,6 @@ class _FlatGroup:
         first = params[0].data
         xp = _xp(first)
         self.xp = xp
-        self.gpu = xp is not np
         sizes = [int(p.data.size) for p in params]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         n = int(self.offsets[-1])
@@ -221,8 +214,8 @@ class Adam(Optimizer):
             starts, ends, steps = g.gather()
             if not len(starts):
                 continue
-            _update("adam_step", g.flat)(g.flat, g.gflat, g.state["exp_avg"], g.state["exp_avg_sq"], starts, ends, hp["lr"], b1, b2,
-               hp["eps"], hp["weight_decay"], self._decoupled, steps)
+            _update("adam_step", g.flat)(g.flat, g.gflat, g.state["exp_avg"], g.state["exp_avg_sq"], starts, ends,
+                                         hp["lr"], b1, b2, hp["eps"], hp["weight_decay"], self._decoupled, steps)
 
 
 class AdamW(Adam):
@@ -253,8 +246,8 @@ class SGD(Optimizer):
             starts, ends, steps = g.gather()
             if not len(starts):
                 continue
-            _update("sgd_step", g.flat)(g.flat, g.gflat, g.state["momentum_buffer"], starts, ends, hp["lr"], hp["momentum"],
-               hp["dampening"], hp["weight_decay"], hp["nesterov"], steps == 1)
+            _update("sgd_step", g.flat)(g.flat, g.gflat, g.state["momentum_buffer"], starts, ends, hp["lr"],
+                                        hp["momentum"], hp["dampening"], hp["weight_decay"], hp["nesterov"], steps == 1)
 
 
 # ----------------------------------------------------------------------------- EMA
@@ -285,14 +278,14 @@ class EMA:
         module = self.module if module is None else module
         d = self.current_decay()
         sd = module.state_dict()
-        fn = {}
+        fns = {}  # the update kernel per device, resolved once per call
         for name, s in self.shadow.items():
             p = sd[name]
             if s.flags.c_contiguous and p.flags.c_contiguous:
-                dev = isinstance(s, np.ndarray)
-                if dev not in fn:
-                    fn[dev] = _update("ema_update", s)
-                fn[dev](s.reshape(-1), p.reshape(-1), d)
+                on_host = isinstance(s, np.ndarray)
+                if on_host not in fns:
+                    fns[on_host] = _update("ema_update", s)
+                fns[on_host](s.reshape(-1), p.reshape(-1), d)
             else:
                 s += (1 - d) * (p - s)
         self.num_updates += 1
