@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from . import _backend, ops
+from . import ops
 from ._dispatch import resolve
 from .ops.group_norm import kernels as _op_kernels
 from .ops.bias_act import ACTIVATIONS

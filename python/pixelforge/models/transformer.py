@@ -11,7 +11,6 @@ import numpy as np
 from .. import functional as F
 from .. import nn, optim
 from .. import random as pfrandom
-from ..tensor import Tensor
 from .base import GenerativeModel
 
 

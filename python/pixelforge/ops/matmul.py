@@ -11,7 +11,6 @@ thread pool, which fights OpenMP on small machines.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
