@@ -33,6 +33,7 @@ import traceback
 import numpy as np
 
 import pixelforge as pf
+from pixelforge.benchmarks import Timer
 from pixelforge.io import atomic_write
 
 OPS = ("bias_act", "conv2d", "attention", "matmul", "sampling", "families")
@@ -164,12 +165,7 @@ def _timer(cp, fn, s):
     cp.cuda.Device().synchronize()
 
     def once():
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        return cp.cuda.get_elapsed_time(start, stop) / 1e3
+        return Timer.once(fn, "cuda")  # the harness's CUDA-event timing
 
     first = once()
     times = [first] + [once() for _ in range(_n_repeats(first, s) - 1)]
