@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import pixelforge as pf
+from pixelforge.benchmarks import interleaved as harness_interleaved
 
 N = 1 << 24   # 16M elements
 SHAPE = (16, 4, 512, 512)
@@ -157,15 +158,7 @@ def measure(reps=7):
     rows = []
     copy = copy_rate()
     for op, (nbytes, fns) in cases.items():
-        for f in fns.values():   # warm up (compiles the Numba kernels)
-            f()
-        times = {k: [] for k in fns}
-        for _ in range(reps):
-            for k, f in fns.items():
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
-        med = {k: statistics.median(v) for k, v in times.items()}
+        med = harness_interleaved(fns, reps, clock=time.perf_counter)  # one warm-up each compiles Numba
         for k in fns:
             rows.append((op, k, med[k] * 1e3, nbytes / med[k] / 1e9, med[k] / med["pixelforge"]))
     return copy, rows

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import pixelforge as pf
+from pixelforge.benchmarks import interleaved as harness_interleaved
 
 CASES = {"conv b128 1x8x8": (128, 1, 8), "conv b32 3x32x32": (32, 3, 32), "mlp b128 64": (128, 1, 8)}
 
@@ -132,22 +133,19 @@ def test_train_step_torch(record, case):
 
 
 def interleaved(case, seconds=6.0, inner=5, clock=time.perf_counter, threads=None):
-    """Median step times (pixelforge, torch) in ms, measured alternately in one process."""
+    """Median step times (pixelforge, torch) in ms, measured alternately in one process for about
+    ``seconds``, ``inner`` steps per turn."""
     import torch
     torch.set_num_threads(threads or pf.info()["cpu"]["threads"])
     fns = {"pixelforge": make_pf_step(case), "torch": make_torch_step(case)}
     for f in fns.values():
-        for _ in range(3):
-            f()
-    times = {k: [] for k in fns}
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        for k, f in fns.items():
-            t0 = clock()
-            for _ in range(inner):
-                f()
-            times[k].append((clock() - t0) / inner * 1e3)
-    return {k: float(np.median(v)) for k, v in times.items()}
+        f()
+    t0 = time.perf_counter()
+    for f in fns.values():
+        f()
+    rounds = max(3, int(seconds / max(inner * (time.perf_counter() - t0), 1e-6)))
+    turns = {k: (lambda f=f: [f() for _ in range(inner)]) for k, f in fns.items()}
+    return {k: v / inner * 1e3 for k, v in harness_interleaved(turns, rounds, clock=clock).items()}
 
 
 if __name__ == "__main__":
