@@ -117,9 +117,14 @@ def real_number(v, name: str, *, allow_none=False, min_value=None, positive=Fals
     return v
 
 
-def integer(v, name: str, *, min_value=None, max_value=None):
+def integer(v, name: str, *, min_value=None, max_value=None, wrong_type=TypeError):
+    """``v`` as an int within the bounds. ``wrong_type``: the exception for a non-int (the models'
+    and layers' public signatures have raised ValueError for any bad count since v0)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
+        if wrong_type is ValueError:
+            lo = "" if min_value is None else f" >= {min_value}"
+            raise ValueError(f"{name}: expected an int{lo}, got {v!r}")
+        raise wrong_type(f"{name}: expected an int, got {type(v).__name__}")
     v = int(v)
     if min_value is not None and v < min_value:
         raise ValueError(f"{name}: must be >= {min_value}, got {v}")

@@ -18,6 +18,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from . import __version__, _backend
+from ._validate import integer
 from .nn.module import Module
 from .tensor import Tensor
 
@@ -181,8 +182,7 @@ def save_image_grid(images, path, nrow=None, padding=1, scale=1) -> None:
     a = np.asarray(_backend.to_host(images), dtype=np.float32)
     if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[0] == 0:
         raise ValueError(f"images: expected (N, 1|3, H, W) with N >= 1, got shape {a.shape}")
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise ValueError(f"scale: expected a positive int, got {scale!r}")
+    scale = integer(scale, "scale", min_value=1, wrong_type=ValueError)
     if scale > 1:
         a = np.kron(a, np.ones((1, 1, scale, scale), np.float32))
     n, c, h, w = a.shape

@@ -17,6 +17,8 @@ import numbers
 
 import numpy as np
 
+from ._validate import integer
+
 __all__ = ["NoiseSchedule", "BETA_SCHEDULES", "make_betas", "round_coef"]
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
@@ -52,10 +54,7 @@ class NoiseSchedule:
     """
 
     def __init__(self, num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02):
-        if isinstance(num_train_timesteps, bool) or not isinstance(num_train_timesteps, numbers.Integral):
-            raise TypeError(f"num_train_timesteps: expected an int, got {type(num_train_timesteps).__name__}")
-        if num_train_timesteps < 1:
-            raise ValueError(f"num_train_timesteps: must be >= 1, got {num_train_timesteps}")
+        num_train_timesteps = integer(num_train_timesteps, "num_train_timesteps", min_value=1)
         if not isinstance(beta_schedule, str):
             raise TypeError(f"beta_schedule: expected a string, got {type(beta_schedule).__name__}")
         if beta_schedule not in BETA_SCHEDULES:

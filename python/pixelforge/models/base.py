@@ -26,6 +26,7 @@ from .. import _backend
 from .. import io as pfio
 from .. import random as pfrandom
 from ..nn import init as nn_init
+from .._validate import integer
 from ..tensor import no_grad
 
 WEIGHTS = "model.safetensors"
@@ -47,9 +48,7 @@ class GenerativeModel:
         if shape[1] % 4 or shape[2] % 4:
             raise ValueError(f"image_shape: H and W must be multiples of 4, got {shape}")
         if num_classes is not None:
-            if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-                raise ValueError(f"num_classes: expected None or an int >= 2, got {num_classes!r}")
-            num_classes = int(num_classes)
+            num_classes = integer(num_classes, "num_classes", min_value=2, wrong_type=ValueError)
         unknown = sorted(set(config) - set(self.DEFAULTS))
         if unknown:
             raise ValueError(f"config: unknown key(s) {unknown} for family {self.family!r}; "
@@ -176,10 +175,8 @@ class GenerativeModel:
         y = self._check_labels(labels, len(x), required=True)
         steps = self.DEFAULT_STEPS if steps is None else steps
         batch_size = self.DEFAULT_BATCH if batch_size is None else batch_size
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise ValueError(f"steps: expected a non-negative int, got {steps!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+        steps = integer(steps, "steps", min_value=0, wrong_type=ValueError)
+        batch_size = integer(batch_size, "batch_size", min_value=1, wrong_type=ValueError)
         if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
                                         or not max_seconds > 0):
             raise ValueError(f"max_seconds: expected a positive number, got {max_seconds!r}")
@@ -261,9 +258,7 @@ class GenerativeModel:
 
         labels: the classes of a conditional model's samples (default: 0, 1, 2, ... cycling).
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n: expected a non-negative int, got {n!r}")
-        n = int(n)
+        n = integer(n, "n", min_value=0, wrong_type=ValueError)
         y = self._check_labels(labels, n, required=False)
         if y is None and self.conditional:
             y = np.arange(n, dtype=np.int64) % self.num_classes

@@ -12,6 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import functional as F
+from .._validate import integer
 from ..ops.bias_act import ACTIVATIONS as _ACTS
 from ..tensor import cat
 from . import init
@@ -23,9 +24,7 @@ __all__ = ["Linear", "Conv2d", "ConvTranspose2d", "GroupNorm", "LayerNorm", "Emb
 
 
 def _pos_int(v, name):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-        raise ValueError(f"{name}: expected a positive int, got {v!r}")
-    return int(v)
+    return integer(v, name, min_value=1, wrong_type=ValueError)
 
 
 def _pair(v, name, minimum=0):
