@@ -1,9 +1,10 @@
 """Diffusion samplers: DDPM and DDIM, each step one fused kernel.
 
-Both follow diffusers' DDPMScheduler / DDIMScheduler with their default configurations:
-timestep spacing "leading" (timesteps = arange(n) * (T // n), descending, steps_offset 0), DDPM
-variance "fixed_small" with clip_sample=True, DDIM set_alpha_to_one=True and eta=0. Given the same
-noise a step equals theirs to float32 rounding (we compute in float64 and round once).
+Both follow diffusers' DDPMScheduler / DDIMScheduler: timestep spacing "leading" (default:
+arange(n) * (T // n), descending, + steps_offset), "linspace" or "trailing"; DDPM variance
+"fixed_small"; clip_sample (default True) to clip_sample_range; DDIM set_alpha_to_one (default
+True) and eta (default 0). Given the same noise a step equals theirs to float32 rounding (we
+compute in float64 and round once).
 
 ``step(model_output, t, sample, *, seed=None, offset=0, noise=None)``: a stochastic step (DDPM at
 t > 0, DDIM with eta > 0) takes its noise either from ``noise`` (same shape as sample) or from
@@ -21,13 +22,13 @@ import numpy as np
 
 from . import _backend
 from ._dispatch import NotBuilt, register, resolve, set_order
-from ._validate import float_array, real_number, same_device, same_dtype, same_shape
+from ._validate import float_array, integer, real_number, same_device, same_dtype, same_shape
 from .ops._ref import random as _rnd
 from .ops._ref import samplers as _ref
 from .random import check_stream_args
 from .schedules import NoiseSchedule, round_coef
 
-__all__ = ["DDPMSampler", "DDIMSampler", "PREDICTION_TYPES"]
+__all__ = ["DDPMSampler", "DDIMSampler", "PREDICTION_TYPES", "TIMESTEP_SPACINGS"]
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 set_order("sampler_step", "cpu", ("numba", "ref"))
@@ -44,8 +45,12 @@ def _int(v, name):
     return int(v)
 
 
+TIMESTEP_SPACINGS = ("leading", "linspace", "trailing")
+
+
 class _Sampler:
-    def __init__(self, schedule, prediction_type, clip_sample, clip_sample_range):
+    def __init__(self, schedule, prediction_type, clip_sample, clip_sample_range, timestep_spacing="leading",
+                 steps_offset=0):
         if not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule: expected a pf.schedules.NoiseSchedule, got {type(schedule).__name__}")
         if not isinstance(prediction_type, str):
@@ -60,11 +65,17 @@ class _Sampler:
         self.prediction_type = prediction_type
         self.clip_sample = bool(clip_sample)
         self.clip_sample_range = real_number(clip_sample_range, "clip_sample_range", positive=True)
+        if timestep_spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(f"timestep_spacing: unknown {timestep_spacing!r}; expected one of {TIMESTEP_SPACINGS}")
+        self.timestep_spacing = timestep_spacing
+        self.steps_offset = integer(steps_offset, "steps_offset", min_value=0)
         self.num_inference_steps = None
         self.timesteps = np.arange(self.num_train_timesteps, dtype=np.int64)[::-1].copy()
 
     def set_timesteps(self, num_inference_steps):
-        """``timesteps`` = (arange(n) * (T // n))[::-1] ("leading" spacing), int64 (n,)."""
+        """``timesteps``, int64 (n,) descending, as diffusers spaces them: "leading"
+        (arange(n) * (T // n))[::-1] + steps_offset; "linspace" round(linspace(0, T - 1, n))[::-1];
+        "trailing" round(arange(T, 0, -T / n)) - 1."""
         n = _int(num_inference_steps, "num_inference_steps")
         if n < 1:
             raise ValueError(f"num_inference_steps: must be >= 1, got {n}")
@@ -72,11 +83,22 @@ class _Sampler:
             raise ValueError(f"num_inference_steps: {n} is more than the schedule's "
                              f"{self.num_train_timesteps} training timesteps")
         self.num_inference_steps = n
-        ratio = self.num_train_timesteps // n
-        self.timesteps = (np.arange(n, dtype=np.int64) * ratio)[::-1].copy()
+        T = self.num_train_timesteps
+        if self.timestep_spacing == "leading":
+            ts = (np.arange(n, dtype=np.int64) * (T // n))[::-1] + self.steps_offset
+        elif self.timestep_spacing == "linspace":
+            ts = np.linspace(0, T - 1, n).round()[::-1].astype(np.int64)
+        else:
+            ts = np.round(np.arange(T, 0, -T / n)).astype(np.int64) - 1
+        if ts.max() >= T:
+            raise ValueError(f"steps_offset: {self.steps_offset} pushes timestep {int(ts.max())} past the "
+                             f"schedule's {T} training timesteps")
+        self.timesteps = ts.copy()
+
+    final_alpha_cumprod = 1.0  # alpha-bar before the first training timestep
 
     def _alpha(self, t):
-        return 1.0 if t < 0 else float(self.alphas_cumprod[t])
+        return self.final_alpha_cumprod if t < 0 else float(self.alphas_cumprod[t])
 
     def _check_t(self, t):
         t = _int(t, "t")
@@ -130,8 +152,9 @@ class DDPMSampler(_Sampler):
     Without set_timesteps every training timestep is visited (prev = t - 1).
     """
 
-    def __init__(self, schedule, prediction_type="epsilon", clip_sample=True, clip_sample_range=1.0):
-        super().__init__(schedule, prediction_type, clip_sample, clip_sample_range)
+    def __init__(self, schedule, prediction_type="epsilon", clip_sample=True, clip_sample_range=1.0,
+                 timestep_spacing="leading", steps_offset=0):
+        super().__init__(schedule, prediction_type, clip_sample, clip_sample_range, timestep_spacing, steps_offset)
 
     def previous_timestep(self, t):
         if self.num_inference_steps is None:
@@ -163,9 +186,14 @@ class DDIMSampler(_Sampler):
     set_timesteps(n) must be called before step (prev = t - T // n).
     """
 
-    def __init__(self, schedule, prediction_type="epsilon", clip_sample=True, eta=0.0, clip_sample_range=1.0):
-        super().__init__(schedule, prediction_type, clip_sample, clip_sample_range)
+    def __init__(self, schedule, prediction_type="epsilon", clip_sample=True, eta=0.0, clip_sample_range=1.0,
+                 timestep_spacing="leading", steps_offset=0, set_alpha_to_one=True):
+        super().__init__(schedule, prediction_type, clip_sample, clip_sample_range, timestep_spacing, steps_offset)
         self.eta = real_number(eta, "eta", min_value=0.0)
+        if not isinstance(set_alpha_to_one, (bool, np.bool_)):
+            raise TypeError(f"set_alpha_to_one: expected a bool, got {type(set_alpha_to_one).__name__}")
+        # diffusers: the last step goes to alpha-bar 1 (a clean image) or to alphas_cumprod[0]
+        self.final_alpha_cumprod = 1.0 if set_alpha_to_one else float(self.alphas_cumprod[0])
 
     def _spec(self, t):
         if self.num_inference_steps is None:

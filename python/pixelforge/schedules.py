@@ -48,13 +48,20 @@ class NoiseSchedule:
     """A discrete diffusion noise schedule.
 
     num_train_timesteps T >= 1; beta_schedule one of :data:`BETA_SCHEDULES`; beta_start, beta_end:
-    used by "linear", "scaled_linear" and "sigmoid" (0 < beta <= 1).
+    used by "linear", "scaled_linear" and "sigmoid" (0 < beta <= 1); trained_betas: explicit
+    (T,) betas instead (diffusers' ``trained_betas``; T is then their length).
     Attributes (float64 numpy arrays of shape (T,)): ``betas``, ``alphas = 1 - betas``,
     ``alphas_cumprod`` (the running product of alphas).
     """
 
-    def __init__(self, num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02):
+    def __init__(self, num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                 trained_betas=None):
         num_train_timesteps = integer(num_train_timesteps, "num_train_timesteps", min_value=1)
+        if trained_betas is not None:  # diffusers: explicit betas replace the schedule
+            tb = np.asarray(trained_betas, np.float64)
+            if tb.ndim != 1 or tb.size < 1 or not np.all((tb > 0) & (tb <= 1)):
+                raise ValueError(f"trained_betas: expected a 1-D list of betas in (0, 1], got shape {tb.shape}")
+            num_train_timesteps = tb.size
         if not isinstance(beta_schedule, str):
             raise TypeError(f"beta_schedule: expected a string, got {type(beta_schedule).__name__}")
         if beta_schedule not in BETA_SCHEDULES:
@@ -67,7 +74,9 @@ class NoiseSchedule:
         self.num_train_timesteps = int(num_train_timesteps)
         self.beta_schedule = beta_schedule
         self.beta_start, self.beta_end = float(beta_start), float(beta_end)
-        self.betas = make_betas(self.num_train_timesteps, beta_schedule, self.beta_start, self.beta_end)
+        self.trained_betas = None if trained_betas is None else tb
+        self.betas = (tb.copy() if trained_betas is not None else
+                      make_betas(self.num_train_timesteps, beta_schedule, self.beta_start, self.beta_end))
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = np.cumprod(self.alphas)
 

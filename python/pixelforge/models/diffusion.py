@@ -1,129 +1,87 @@
-"""Diffusion family: a small UNet trained with DDPM on ``pf.ops.add_noise``, sampled with
-``DDIMSampler`` (default 50 steps) or ``DDPMSampler``; classifier-free guidance when
-conditional (labels dropped to a null class 10% of the time in training).
+"""Diffusion family: a diffusers-compatible UNet2DModel (models/unet.py) trained with DDPM on
+``pf.ops.add_noise``, sampled with ``DDIMSampler`` (default 50 steps) or ``DDPMSampler``;
+classifier-free guidance when conditional (labels dropped to a null class, the extra last row
+of the class embedding, 10% of the time in training).
 
-UNet for (C, H, W) with H, W multiples of 2 (here 8x8): conv in -> ResBlock @HxW -> strided
-conv -> ResBlock @H/2 -> [ResBlock, self-attention (pf.ops.attention), ResBlock] -> ResBlock
-with skip @H/2 -> nearest upsample + conv -> ResBlock with skip @HxW -> GroupNorm, SiLU, conv.
-ResBlocks: GroupNorm, SiLU, conv3x3, + timestep (and class) embedding, GroupNorm, SiLU, conv3x3.
+The default UNet for (C, H, W): block_out_channels (base, 2 base), one resnet per level
+(two per up level, as diffusers' up blocks have one more), attention only in the mid block at
+H/2 with ``heads`` heads, GroupNorm groups 8, time embedding ``emb_dim`` wide. ``unet=`` (a
+dict of UNet2DModel keys) overrides any of it. The EMA copy (``ema_unet``) is the sampling
+network: ``predict``, ``sample`` and ``save_diffusers`` use it.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from .. import _backend
 from .. import functional as F
-from .. import nn, ops, optim
+from .. import ops, optim
 from .. import random as pfrandom
-from ..samplers import DDIMSampler, DDPMSampler
+from ..samplers import PREDICTION_TYPES, TIMESTEP_SPACINGS, DDIMSampler, DDPMSampler
 from ..schedules import NoiseSchedule
-from ..tensor import Tensor, cat
+from ..tensor import Tensor, no_grad
+from . import diffusers_io
 from .base import GenerativeModel
-
-
-def timestep_embedding(t, dim):
-    """Sinusoidal embedding of integer timesteps t (N,) -> (N, dim) float32."""
-    half = dim // 2
-    freqs = np.exp(-math.log(10000.0) * np.arange(half) / half)
-    args = np.asarray(t, np.float64)[:, None] * freqs[None, :]
-    return np.concatenate([np.cos(args), np.sin(args)], axis=1).astype(np.float32)
-
-
-class ResBlock(nn.Module):
-    def __init__(self, cin, cout, emb_dim, groups=8):
-        super().__init__()
-        self.norm1 = nn.GroupNorm(groups, cin)
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, cout)
-        self.norm2 = nn.GroupNorm(groups, cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
-
-    def forward(self, x, emb):
-        h = self.conv1(F.silu(self.norm1(x)))
-        e = self.emb(emb)
-        h = h + e.reshape(e.shape[0], e.shape[1], 1, 1)
-        h = self.conv2(F.silu(self.norm2(h)))
-        return h + (self.skip(x) if self.skip is not None else x)
-
-
-class AttnBlock(nn.Module):
-    def __init__(self, ch, heads=4, groups=8):
-        super().__init__()
-        self.norm = nn.GroupNorm(groups, ch)
-        self.attn = nn.Attention(ch, heads)
-
-    def forward(self, x):
-        b, c, h, w = x.shape
-        seq = self.norm(x).reshape(b, c, h * w).transpose(1, 2)
-        out = self.attn(seq).transpose(1, 2).reshape(b, c, h, w)
-        return x + out
-
-
-class UNet(nn.Module):
-    def __init__(self, channels, base=32, emb_dim=128, num_classes=None, heads=4):
-        super().__init__()
-        c1, c2 = base, 2 * base
-        self.base_emb = emb_dim // 2
-        self.t_mlp1 = nn.Linear(self.base_emb, emb_dim)
-        self.t_mlp2 = nn.Linear(emb_dim, emb_dim)
-        # one extra row: the "no label" class of classifier-free guidance
-        self.label_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
-        self.conv_in = nn.Conv2d(channels, c1, 3, padding=1)
-        self.down0 = ResBlock(c1, c1, emb_dim)
-        self.downsample = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
-        self.down1 = ResBlock(c2, c2, emb_dim)
-        self.mid1 = ResBlock(c2, c2, emb_dim)
-        self.mid_attn = AttnBlock(c2, heads)
-        self.mid2 = ResBlock(c2, c2, emb_dim)
-        self.up1 = ResBlock(2 * c2, c2, emb_dim)
-        self.upsample = nn.Conv2d(c2, c1, 3, padding=1)
-        self.up0 = ResBlock(2 * c1, c1, emb_dim)
-        self.norm_out = nn.GroupNorm(8, c1)
-        self.conv_out = nn.Conv2d(c1, channels, 3, padding=1)
-
-    def forward(self, x, t, labels=None):
-        """x (N, C, H, W) on the model's device; t (N,) host ints; labels (N,) host ints or None."""
-        # the sinusoids of the host timesteps, then one copy to x's device
-        temb = _backend.xp_of(x.data).asarray(timestep_embedding(t, self.base_emb))
-        emb = self.t_mlp2(F.silu(self.t_mlp1(Tensor(temb))))
-        if self.label_emb is not None:
-            emb = emb + self.label_emb(labels)
-        h0 = self.down0(self.conv_in(x), emb)
-        h1 = self.down1(self.downsample(h0), emb)
-        m = self.mid2(self.mid_attn(self.mid1(h1, emb)), emb)
-        u1 = self.up1(cat([m, h1], dim=1), emb)
-        u0 = self.upsample(F.interpolate(u1, scale_factor=2))
-        u0 = self.up0(cat([u0, h0], dim=1), emb)
-        return self.conv_out(F.silu(self.norm_out(u0)))
+from .unet import DATA_KEYS, UNET_DEFAULTS, UNet2DModel
 
 
 class Diffusion(GenerativeModel):
-    """DDPM-trained UNet. Config: base (channels), emb_dim, heads, num_train_timesteps,
-    beta_schedule, prediction_type ("epsilon" | "v_prediction"), lr, warmup, ema_decay,
-    cond_drop (label dropout for guidance), sampler ("ddim" | "ddpm"), sample_steps,
+    """DDPM-trained UNet2DModel. Config: base (channels), emb_dim, heads (the default UNet), unet
+    (a dict of UNet2DModel keys overriding it), the noise schedule (num_train_timesteps,
+    beta_schedule, beta_start, beta_end, trained_betas) and sampler (sampler "ddim" | "ddpm",
+    sample_steps, timestep_spacing, steps_offset, set_alpha_to_one, clip_sample,
+    clip_sample_range, eta) as diffusers' schedulers define them, prediction_type ("epsilon" |
+    "v_prediction" | "sample"), lr, warmup, ema_decay, cond_drop (label dropout for guidance),
     guidance_scale, init_seed."""
 
     family = "diffusion"
-    DEFAULTS = dict(base=32, emb_dim=128, heads=4, num_train_timesteps=1000, beta_schedule="linear",
-                    prediction_type="epsilon", lr=1e-3, warmup=100, ema_decay=0.995, cond_drop=0.1,
-                    sampler="ddim", sample_steps=50, guidance_scale=1.0, init_seed=0)
+    DEFAULTS = dict(base=32, emb_dim=128, heads=4, unet=None, num_train_timesteps=1000, beta_schedule="linear",
+                    beta_start=1e-4, beta_end=0.02, trained_betas=None, prediction_type="epsilon", lr=1e-3,
+                    warmup=100, ema_decay=0.995, cond_drop=0.1, sampler="ddim", sample_steps=50,
+                    timestep_spacing="leading", steps_offset=0, set_alpha_to_one=True, clip_sample=True,
+                    clip_sample_range=1.0, eta=0.0, guidance_scale=1.0, init_seed=0)
     DEFAULT_STEPS = 2500
     DEFAULT_BATCH = 64
 
+    def unet_config(self) -> dict:
+        """The UNet2DModel config this model builds: the default for its image shape, then the
+        ``unet`` overrides, then what the data fixes (channels, size, classes + the null class)."""
+        c = self.config
+        ch, h, _ = self.image_shape
+        base = int(c["base"])
+        out = dict(block_out_channels=(base, 2 * base), down_block_types=("DownBlock2D", "DownBlock2D"),
+                   up_block_types=("UpBlock2D", "UpBlock2D"), layers_per_block=1,
+                   attention_head_dim=max(1, 2 * base // int(c["heads"])), norm_num_groups=8,
+                   time_embedding_dim=int(c["emb_dim"]))
+        over = c["unet"] or {}
+        if not isinstance(over, dict):
+            raise ValueError(f"unet: expected a dict of UNet2DModel config keys, got {type(over).__name__}")
+        fixed = sorted(set(over) & set(DATA_KEYS))
+        if fixed:
+            raise ValueError(f"unet: {fixed} follow the data (image_shape, num_classes); leave them out")
+        out.update({k: v for k, v in over.items() if not k.startswith("_")})
+        out.update(in_channels=ch, out_channels=ch, sample_size=h,
+                   num_class_embeds=self.num_classes + 1 if self.conditional else None)
+        return out
+
     def _build(self):
         c = self.config
-        if c["prediction_type"] not in ("epsilon", "v_prediction"):
-            raise ValueError(f"prediction_type: expected 'epsilon' or 'v_prediction', got {c['prediction_type']!r}")
+        if c["prediction_type"] not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type: expected one of {PREDICTION_TYPES}, got {c['prediction_type']!r}")
         if c["sampler"] not in ("ddim", "ddpm"):
             raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {c['sampler']!r}")
+        if c["timestep_spacing"] not in TIMESTEP_SPACINGS:
+            raise ValueError(f"timestep_spacing: expected one of {TIMESTEP_SPACINGS}, got {c['timestep_spacing']!r}")
         self.schedule = NoiseSchedule(num_train_timesteps=int(c["num_train_timesteps"]),
-                                      beta_schedule=c["beta_schedule"])
-        self.unet = UNet(self.image_shape[0], int(c["base"]), int(c["emb_dim"]), self.num_classes, int(c["heads"]))
-        self.ema_unet = UNet(self.image_shape[0], int(c["base"]), int(c["emb_dim"]), self.num_classes,
-                             int(c["heads"]))
+                                      beta_schedule=c["beta_schedule"], beta_start=c["beta_start"],
+                                      beta_end=c["beta_end"], trained_betas=c["trained_betas"])
+        cfg = self.unet_config()
+        levels = len(cfg.get("block_out_channels", UNET_DEFAULTS["block_out_channels"]))
+        f = 2 ** (levels - 1)
+        if self.image_shape[1] % f or self.image_shape[2] % f:
+            raise ValueError(f"unet: {levels} levels need H and W divisible by {f}, got image_shape {self.image_shape}")
+        self.unet = UNet2DModel(**cfg)
+        self.ema_unet = UNet2DModel(**cfg)
         self.ema_unet.load_state_dict(self.unet.state_dict())
         self._acp = self.schedule.alphas_cumprod.astype(np.float32)
         self._noise_offset = 0
@@ -166,7 +124,55 @@ class Diffusion(GenerativeModel):
     def _after_fit(self, images, labels):
         self.ema.copy_to(self.ema_unet)
 
-    def _sample(self, n, labels, rng, steps=None, guidance_scale=None, sampler=None, batch=256):
+    def _sampler(self, kind, clip):
+        c = self.config
+        common = dict(prediction_type=c["prediction_type"], clip_sample=clip,
+                      clip_sample_range=float(c["clip_sample_range"]), timestep_spacing=c["timestep_spacing"],
+                      steps_offset=int(c["steps_offset"]))
+        if kind == "ddim":
+            return DDIMSampler(self.schedule, eta=float(c["eta"]), set_alpha_to_one=bool(c["set_alpha_to_one"]),
+                               **common)
+        return DDPMSampler(self.schedule, **common)
+
+    def _eps(self, x, t, labels, w):
+        """The sampling network's output at host timesteps ``t`` (N,), guided when w != 1."""
+        m = len(t)
+        if self.conditional and w != 1.0:
+            both = self.ema_unet(Tensor(self.xp.concatenate([x, x])), np.concatenate([t, t]),
+                                 np.concatenate([labels, np.full(m, self.num_classes)])).data
+            return both[m:] + w * (both[:m] - both[m:])
+        return self.ema_unet(Tensor(x), t, labels).data
+
+    def predict(self, x_t, timesteps, labels=None, *, guidance_scale=1.0):
+        """The sampling network's output for noisy images ``x_t`` (N, C, H, W) at ``timesteps``
+        (an int or (N,) ints): noise, velocity or x0 as ``prediction_type`` says. Conditional
+        models take ``labels`` (N,) (default: the null class, i.e. unconditional). A float32
+        NumPy array (N, C, H, W)."""
+        x = np.asarray(_backend.to_host(x_t), np.float32)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"x_t: expected shape (N, {', '.join(map(str, self.image_shape))}), got {x.shape}")
+        t = np.asarray(timesteps)
+        if t.ndim == 0:
+            t = np.full(len(x), t)
+        if t.shape != (len(x),) or t.dtype.kind not in "iu":
+            raise ValueError(f"timesteps: expected an int or ({len(x)},) ints, got {t.shape} {t.dtype}")
+        if t.size and (t.min() < 0 or t.max() >= self.schedule.num_train_timesteps):
+            raise ValueError(f"timesteps: must lie in [0, {self.schedule.num_train_timesteps})")
+        y = self._check_labels(labels, len(x), required=False)
+        if self.conditional and y is None:
+            y = np.full(len(x), self.num_classes)
+        w = float(guidance_scale)
+        if w != 1.0 and not self.conditional:
+            raise ValueError("guidance_scale: classifier-free guidance needs a conditional model")
+        self.ema_unet.eval()
+        try:
+            with no_grad():
+                out = self._eps(self._dev(x), t.astype(np.int64), y, w)
+        finally:
+            self.ema_unet.train()
+        return np.asarray(_backend.to_host(out), np.float32)
+
+    def _sample(self, n, labels, rng, steps=None, guidance_scale=None, sampler=None, batch=256, init_noise=None):
         c = self.config
         steps = int(c["sample_steps"] if steps is None else steps)
         w = float(c["guidance_scale"] if guidance_scale is None else guidance_scale)
@@ -175,28 +181,43 @@ class Diffusion(GenerativeModel):
             raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {kind!r}")
         if w != 1.0 and not self.conditional:
             raise ValueError("guidance_scale: classifier-free guidance needs a conditional model")
+        if init_noise is not None:
+            init_noise = np.asarray(_backend.to_host(init_noise), np.float32)
+            if init_noise.shape != (n, *self.image_shape):
+                raise ValueError(f"init_noise: expected shape {(n, *self.image_shape)}, got {init_noise.shape}")
         # guidance above 1 with clipping wrecks samples (measured): clip only without guidance
-        clip = w == 1.0
+        clip = bool(c["clip_sample"]) and w == 1.0
         seed = int(rng.integers(0, 2 ** 62))
         xp = self.xp
         outs = []
         for start in range(0, n, batch):
             m = min(batch, n - start)
-            sampler_obj = (DDIMSampler(self.schedule, prediction_type=c["prediction_type"], clip_sample=clip)
-                           if kind == "ddim" else
-                           DDPMSampler(self.schedule, prediction_type=c["prediction_type"], clip_sample=clip))
+            sampler_obj = self._sampler(kind, clip)
             sampler_obj.set_timesteps(steps)
-            x = pfrandom.randn((m, *self.image_shape), seed=seed, offset=start * int(np.prod(self.image_shape)),
-                               device=self.device)
+            if init_noise is None:
+                x = pfrandom.randn((m, *self.image_shape), seed=seed, offset=start * int(np.prod(self.image_shape)),
+                                   device=self.device)
+            else:
+                x = self._dev(init_noise[start:start + m])
             lab = None if labels is None else labels[start:start + m]
             for i, t in enumerate(sampler_obj.timesteps):
-                tt = np.full(m, int(t))
-                if self.conditional and w != 1.0:
-                    both = self.ema_unet(Tensor(xp.concatenate([x, x])), np.concatenate([tt, tt]),
-                                         np.concatenate([lab, np.full(m, self.num_classes)])).data
-                    out = both[m:] + w * (both[:m] - both[m:])
-                else:
-                    out = self.ema_unet(Tensor(x), tt, lab).data
+                out = self._eps(x, np.full(m, int(t)), lab, w)
                 x = sampler_obj.step(out, int(t), x, seed=seed + 1 + i, offset=start * x[0].size)
             outs.append(x)
         return (xp.concatenate(outs) + 1) / 2
+
+    def save_diffusers(self, path):
+        """Write a diffusers pipeline folder that ``diffusers.DiffusionPipeline.from_pretrained``
+        loads: a DDIMPipeline or DDPMPipeline as ``sampler`` says, with the EMA UNet (the
+        sampling network) and the scheduler config. A conditional model's class embedding keeps
+        its extra last row (pixelforge's "no label" class for guidance)."""
+        c = self.config
+        sched = {k: c[k] for k in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule",
+                                   "trained_betas", "prediction_type", "clip_sample", "clip_sample_range",
+                                   "timestep_spacing", "steps_offset")}
+        if c["sampler"] == "ddim":
+            sched["set_alpha_to_one"] = bool(c["set_alpha_to_one"])
+        else:
+            sched["variance_type"] = "fixed_small"
+        state = {k: _backend.to_host(v) for k, v in self.ema_unet.state_dict().items()}
+        diffusers_io.write_pipeline(path, dict(self.ema_unet.config), state, sched, c["sampler"])

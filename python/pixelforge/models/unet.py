@@ -33,7 +33,7 @@ from .. import nn
 from .._validate import integer
 from ..tensor import Tensor, cat
 
-__all__ = ["UNet2DModel", "UNET_DEFAULTS", "timestep_sinusoids"]
+__all__ = ["UNet2DModel", "UNET_DEFAULTS", "DATA_KEYS", "timestep_sinusoids"]
 
 # diffusers' UNet2DModel defaults (diffusers 0.2x-0.4x)
 UNET_DEFAULTS = dict(
@@ -47,6 +47,8 @@ UNET_DEFAULTS = dict(
     attention_head_dim=8, norm_num_groups=32, attn_norm_num_groups=None, norm_eps=1e-5,
     resnet_time_scale_shift="default", add_attention=True, class_embed_type=None, num_class_embeds=None,
 )
+# the keys a generative model sets from its data (image shape, number of classes)
+DATA_KEYS = ("in_channels", "out_channels", "sample_size", "num_class_embeds")
 # keys diffusers writes that do not change the network
 _INERT = ("_class_name", "_diffusers_version", "_name_or_path", "num_train_timesteps")
 _DOWN = ("DownBlock2D", "AttnDownBlock2D")
