@@ -7,6 +7,7 @@ Pattern (CuPy-style, written once): a test takes ``device, impl`` from :func:`im
 marker, so they skip without a GPU and run on one), builds NumPy inputs, moves them with
 :func:`to_device`, and compares with the float64 ``ref`` on the host at :data:`TOL` of the
 dtype (DESIGN.md: float32 1e-4 / 1e-5; float16 and bfloat16 storage a few units of rounding).
+:func:`impl_dtype_params` gives ``device, impl, dtype`` for tests run once per dtype.
 """
 from __future__ import annotations
 
@@ -53,15 +54,42 @@ def dtype_params(device: str, *, low_precision=True):
     return [d for d in DTYPES[device] if low_precision or d in ("float32", "float64")]
 
 
+def impl_dtype_params(op: str, *, ref=True, devices=("cpu", "cuda"), dtypes=None):
+    """pytest params ``(device, impl, dtype)``: :func:`impl_params` times the dtypes each device's
+    ops take (:func:`dtype_params`), one test per dtype, so a bfloat16 one skips alone where
+    ml_dtypes (or CuPy's bfloat16) is missing. ``dtypes(device, impl)`` gives the dtypes for an
+    impl that takes fewer (a reference that computes in its input dtype, say)."""
+    out = []
+    for p in impl_params(op, ref=ref, devices=devices):
+        device, impl = p.values
+        for dtype in (dtype_params(device) if dtypes is None else dtypes(device, impl)):
+            out.append(pytest.param(device, impl, dtype, marks=p.marks, id=f"{p.id}-{dtype}"))
+    return out
+
+
 def to_device(a, device: str, dtype=None):
-    """A NumPy array (cast to ``dtype``: "bfloat16" needs ml_dtypes) on ``device``."""
+    """A NumPy array (cast to ``dtype``: "bfloat16" needs ml_dtypes) on ``device``; a bfloat16
+    one skips the test where this CuPy cannot hold bfloat16 arrays."""
     if dtype is not None:
         if dtype == "bfloat16":
             ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 arrays need ml_dtypes")
             a = np.asarray(a, np.float32).astype(ml_dtypes.bfloat16)
         else:
             a = np.asarray(a).astype(dtype)
-    return a if device == "cpu" else _backend.cupy().asarray(a)
+    if device == "cpu":
+        return a
+    if a.dtype.name == "bfloat16":
+        try:
+            return _backend.cupy().asarray(a)
+        except Exception as e:  # noqa: BLE001 - a CuPy without bfloat16 support (its error type varies)
+            pytest.skip(f"CuPy has no bfloat16 arrays here ({type(e).__name__}: {e})")
+    return _backend.cupy().asarray(a)
+
+
+def to_host64(a):
+    """The values of a NumPy or CuPy array (any float dtype, bfloat16 included) in float64 on the
+    host: what the device holds, for the float64 reference."""
+    return np.asarray(_backend.to_host(a)).astype(np.float64)
 
 
 def device_of(a) -> str:

@@ -1,13 +1,15 @@
 """conv2d, conv2d_backward, conv_transpose2d(_backward): every built impl against the float64
-reference on random geometries, finite-difference gradients, torch where installed, the
-SIMD paths in subprocesses, and error inputs."""
+reference on random geometries, fixed geometries on every device (the CUDA kernels in float32,
+float16 and bfloat16 too: marker ``gpu``), finite-difference gradients, torch where installed,
+the SIMD paths in subprocesses, and error inputs."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import pixelforge as pf
-from opcheck import assert_close, built_impls, fast_impls, finite_diff, noncontig, rng, run_python
+from opcheck import (TOL, assert_close, built_impls, device_of, dtype_params, fast_impls, finite_diff,
+                     impl_dtype_params, impl_params, noncontig, rng, run_python, to_device, to_host64)
 
 OPS = pf.ops
 IMPLS = built_impls("conv2d")
@@ -114,6 +116,95 @@ def test_conv_transpose2d_random_against_ref(impl, seed):
             assert_close(a, e, dt, f"{name} {cfg}", scale=_scale(gy.size // gy.shape[0] + gy.shape[0] * 64))
 
 
+# Fixed geometries every device runs in each dtype it takes: 3x3 padded, unequal stride /
+# padding / dilation pairs with groups, depthwise "same", an even kernel "same" with dilation, K
+# past one channel tile with stride 3, an empty batch; and, on the GPU only, a 64 -> 128 channel
+# strided 4x4 layer (whole tensor-core tiles in float16 / bfloat16; on the CPU its float64
+# reference costs ~0.6 s a test, and the random and Winograd tests cover such layers there).
+CONFIGS = [
+    dict(N=2, C=3, K=5, H=7, W=9, R=3, S=3, stride=1, padding=1, dilation=1, groups=1),
+    dict(N=3, C=4, K=6, H=11, W=10, R=3, S=2, stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2),
+    dict(N=1, C=6, K=6, H=8, W=8, R=3, S=3, stride=1, padding="same", dilation=1, groups=6),
+    dict(N=2, C=5, K=7, H=9, W=9, R=4, S=4, stride=1, padding="same", dilation=2, groups=1),
+    dict(N=2, C=16, K=70, H=13, W=17, R=5, S=5, stride=3, padding=2, dilation=1, groups=1),
+    dict(N=0, C=4, K=6, H=5, W=5, R=3, S=3, stride=1, padding=1, dilation=1, groups=2),
+]
+CUDA_CONFIGS = [
+    dict(N=4, C=64, K=128, H=8, W=8, R=4, S=4, stride=2, padding=1, dilation=1, groups=1),
+]
+
+
+def _close(actual, expected, dtype, what, red):
+    """TOL of ``dtype`` with atol grown like sqrt(red), the length of each output's sum: the inputs
+    are rounded to the dtype before the float64 reference runs, so what is left is the kernel's
+    float32 accumulation (error ~ sqrt(red) ulps of the terms) and the output's final rounding."""
+    rtol, atol = TOL[dtype]
+    got = to_host64(actual)
+    assert got.shape == np.shape(expected), f"{what}: shape {got.shape} != {np.shape(expected)}"
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol * _scale(red), err_msg=what)
+
+
+def _no_ref_float64(device, impl):
+    """The reference in float64 on the CPU is the reference itself: every other pair."""
+    return [d for d in dtype_params(device) if not (device == "cpu" and impl == "ref" and d == "float64")]
+
+
+def _config_params():
+    out = []
+    for cfg in CONFIGS + CUDA_CONFIGS:
+        cid = (f"N{cfg['N']}-C{cfg['C']}-K{cfg['K']}-k{cfg['R']}x{cfg['S']}-s"
+               + "x".join(map(str, np.atleast_1d(cfg["stride"]))) + f"-g{cfg['groups']}")
+        for p in impl_dtype_params("conv2d", dtypes=_no_ref_float64):
+            if p.values[0] == "cuda" or cfg not in CUDA_CONFIGS:
+                out.append(pytest.param(*p.values, cfg, marks=p.marks, id=f"{cid}-{p.id}"))
+    return out
+
+
+@pytest.mark.parametrize("device,impl,dtype,cfg", _config_params())
+def test_conv2d_configs_against_ref(device, impl, dtype, cfg):
+    """All three passes on ``device`` against the float64 reference of the values it holds."""
+    g = rng(0)
+    kw = _kw(cfg)
+    x, w, b = (to_device(a, device, dtype) for a in _conv_inputs(cfg, np.float64, g))
+    x64, w64, b64 = (to_host64(a) for a in (x, w, b))
+    want = OPS.conv2d(x64, w64, b64, **kw, impl="ref")
+    gy = to_device(g.standard_normal(want.shape), device, dtype)
+    gy64 = to_host64(gy)
+    dx_w, dw_w, db_w = OPS.conv2d_backward(gy64, x64, w64, **kw, impl="ref")
+    what = f"{device}/{impl}/{dtype} {cfg}"
+    y = OPS.conv2d(x, w, b, **kw, impl=impl)
+    assert device_of(y) == device and y.dtype == x.dtype
+    _close(y, want, dtype, "forward " + what, red=w64[0].size)
+    dx, dw, db = OPS.conv2d_backward(gy, x, w, **kw, impl=impl)
+    assert all(device_of(a) == device and a.dtype == x.dtype for a in (dx, dw, db))
+    _close(dx, dx_w, dtype, "dx " + what, red=cfg["K"] * cfg["R"] * cfg["S"])
+    red = max(1, gy64.size // max(1, gy64.shape[1]))  # dw and db sum over N * P * Q
+    _close(dw, dw_w, dtype, "dw " + what, red=red)
+    _close(db, db_w, dtype, "db " + what, red=red)
+
+
+@pytest.mark.parametrize("device,impl,dtype", impl_dtype_params("conv_transpose2d", dtypes=_no_ref_float64))
+def test_conv_transpose2d_config_against_ref(device, impl, dtype):
+    """A strided, padded, grouped transposed convolution with output_padding, forward and
+    backward, on ``device`` against the float64 reference of the values it holds."""
+    g = rng(1)
+    kw = dict(stride=2, padding=1, output_padding=1, groups=2, dilation=1)
+    x = to_device(g.standard_normal((3, 8, 5, 6)), device, dtype)
+    w = to_device(g.standard_normal((8, 3, 3, 3)), device, dtype)
+    b = to_device(g.standard_normal(6), device, dtype)
+    x64, w64, b64 = (to_host64(a) for a in (x, w, b))
+    want = OPS.conv_transpose2d(x64, w64, b64, **kw, impl="ref")
+    gy = to_device(g.standard_normal(want.shape), device, dtype)
+    refs = OPS.conv_transpose2d_backward(to_host64(gy), x64, w64, **kw, impl="ref")
+    what = f"{device}/{impl}/{dtype}"
+    y = OPS.conv_transpose2d(x, w, b, **kw, impl=impl)
+    assert device_of(y) == device and y.dtype == x.dtype
+    _close(y, want, dtype, "forward " + what, red=400)
+    for name, a, e in zip(("dx", "dw", "db"), OPS.conv_transpose2d_backward(gy, x, w, **kw, impl=impl), refs):
+        assert device_of(a) == device and a.dtype == x.dtype
+        _close(a, e, dtype, f"{name} {what}", red=400)
+
+
 def _torch():
     return pytest.importorskip("torch")
 
@@ -173,6 +264,21 @@ def test_bench_shapes_small_batch_against_torch():
     want = F.conv_transpose2d(torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64), None, 2, 1)
     for impl in FAST:
         assert_close(OPS.conv_transpose2d(x, w, None, 2, 1, impl=impl), want.numpy(), "float32", impl)
+
+
+@pytest.mark.parametrize("device,impl", impl_params("conv2d", ref=False))
+def test_float32_64_channel_layer_against_torch(device, impl):
+    """A 64 -> 64 channel 3x3 layer on 32x32 images (4 of them) in float32 on ``device``
+    against torch's float64 convolution (on AVX-512 the CPU takes the Winograd path here)."""
+    torch = _torch()
+    F = torch.nn.functional
+    g = rng(2)
+    x = g.standard_normal((4, 64, 32, 32)).astype(np.float32)
+    w = (g.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
+    want = F.conv2d(torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64), None, 1, 1).numpy()
+    got = OPS.conv2d(to_device(x, device), to_device(w, device), None, 1, 1, impl=impl)
+    assert device_of(got) == device
+    _close(got, want, "float32", f"{device}/{impl}", red=64 * 9)
 
 
 # ----------------------------------------------------------------------------- gradients
