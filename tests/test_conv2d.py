@@ -530,6 +530,48 @@ def test_stride1_vector_rows_against_ref(impl, seed):
         assert_close(db, refs[2], "float32", "db " + cfg, scale=_scale(N * want.shape[2] * want.shape[3]))
 
 
+@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("seed", range(6))
+def test_stride1_narrow_rows_against_ref(impl, seed):
+    """Stride-1 convolutions that keep a width that is not a multiple of 16 (W = Q: 28x28,
+    14x14, 7x7, the 8x8 and 4x8 UNet/GAN bottoms, odd widths; AVX-512: the direct path over
+    unpadded rows with per-phase lane masks, and the backward-data that runs it on dy, or on the
+    im2col forward for small images and few output channels): dilation, even kernels ("same":
+    asymmetric padding), vertical pads past the kernel extent, groups, 1-channel layers, a
+    non-contiguous x; all three passes against float64."""
+    g = rng(4100 + seed)
+    for _ in range(6):
+        W = int(g.choice([1, 2, 3, 4, 5, 7, 8, 12, 14, 20, 28]))
+        R, S = int(g.integers(1, 5)), int(g.choice([1, 2, 3, 3, 4, 5]))
+        dil = (int(g.integers(1, 3)), int(g.integers(1, 3)))
+        P = int(g.integers(1, 4)) * max(1, 32 // W) + int(g.integers(0, 3))  # output height
+        if dil[1] * (S - 1) % 2:                       # odd total: only "same" keeps the width
+            pad, H = "same", P
+        else:
+            ph = int(g.integers(0, 4))
+            pad, H = (ph, dil[1] * (S - 1) // 2), P - 2 * ph + dil[0] * (R - 1)
+            if H < 1:
+                continue
+        groups = int(g.choice([1, 1, 3]))
+        C, K = groups * int(g.choice([1, 5, 11, 24])), groups * int(g.choice([1, 7, 19, 40]))
+        N = int(g.integers(1, 4))
+        kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
+        x64 = g.standard_normal((N, C, H, W))
+        w64 = g.standard_normal((K, C // groups, R, S))
+        b64 = g.standard_normal(K)
+        want = OPS.conv2d(x64, w64, b64, **kw, impl="ref")
+        assert want.shape[2:] == (P, W)
+        gy = g.standard_normal(want.shape)
+        refs = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref")
+        x, w, b = noncontig(x64.astype(np.float32)), w64.astype(np.float32), b64.astype(np.float32)
+        cfg = f"N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}"
+        assert_close(OPS.conv2d(x, w, b, **kw, impl=impl), want, "float32", cfg, scale=_scale(C // groups * R * S))
+        dx, dw, db = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), x, w, **kw, impl=impl)
+        assert_close(dx, refs[0], "float32", "dx " + cfg, scale=_scale(K * R * S))
+        assert_close(dw, refs[1], "float32", "dw " + cfg, scale=_scale(N * P * W))
+        assert_close(db, refs[2], "float32", "db " + cfg, scale=_scale(N * P * W))
+
+
 def _check_stride1_weight_gradient(impl, g, N, C, K, H, W, R, S, dil, pad, groups):
     """dw of a stride-1 convolution from non-contiguous float32 inputs against float64."""
     kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)

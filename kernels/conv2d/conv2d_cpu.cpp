@@ -32,10 +32,12 @@
 //                    direct (forward_winograd; stride-1 backward-data runs it with flipped weights).
 //                    Weight gradient (32 output channels per group): the transposed algorithm,
 //                    per fixed image block, blocks summed in order (backward_weight_winograd).
-//   direct           stride 1, output rows of whole vectors (Q % 16 == 0): no im2col; B rows are
-//                    loads at per-tap offsets from a zero-padded copy of the tile's input rows
-//                    (forward_direct, ukernel_taps). Stride-1 backward-data runs it as the
-//                    forward of dy with the flipped, transposed weights (no col2im).
+//   direct           stride 1, output rows of whole vectors (Q % 16 == 0), or any width kept
+//                    from the input (W == Q, ≥ 16 taps: 28×28, 14×14, 7×7, 8×8; lane masks per
+//                    tap over unpadded rows): no im2col; B rows are loads at per-tap offsets
+//                    from a copy of the tile's input rows (forward_direct, ukernel_taps).
+//                    Stride-1 backward-data runs the forward on dy with the flipped, transposed
+//                    weights (no col2im) where that is faster (see backward_data).
 //   weight gradient  stride 1, 32 output channels per block, ≥ 64 taps: outer products of dy
 //                    (pixel-major 32-channel blocks) and taps broadcast from padded x
 //                    (backward_weight_direct, ukernel_bw); no horizontal sums, deterministic.
@@ -159,14 +161,21 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
 #if defined(__AVX512F__)
   // Stride 1: dx is the forward convolution of dy with the flipped, transposed weights
   // (dx[c, h, w] = Σ dy[k, h + pt − r·dh, w + pl − s·dw] · w[k, c, r, s]) — the forward's
-  // Winograd or direct path, with no col2im, when dx rows are whole vectors and the pads are
-  // inside the kernel extent.
+  // Winograd or direct path, with no col2im, when the pads are inside the kernel extent and
+  // dx's rows are whole vectors or keep dy's width; its im2col GEMM on small images (≤ 256
+  // pixels: col2im's scatter dominates there, 4×4 256-channel dx 0.92 -> 0.49 ms) and when
+  // the GEMM below would reduce over fewer than 16 taps (a 1-channel output layer's dx on
+  // 28×28: 2.0 -> 0.3 ms). Not for fewer than 8 input channels unless rows are whole vectors
+  // (dx's 8-row micro-tiles would run mostly empty: 1-channel 28×28 dx 0.29 ms the GEMM way,
+  // 0.60 ms through the forward).
   if (sizeof(T) == 4 && p.stride_h == 1 && p.stride_w == 1) {
     pf::Conv2dParams q = p;
     q.C = p.K; q.H = p.P; q.W = p.Q; q.K = p.C; q.P = p.H; q.Q = p.W;
     q.pad_top = p.dil_h * (p.R - 1) - p.pad_top;
     q.pad_left = p.dil_w * (p.S - 1) - p.pad_left;
-    if (q.pad_top >= 0 && q.pad_left >= 0 && (winograd_band(q) || direct_ok(q))) {
+    const bool via_forward = winograd_band(q) || (direct_ok(q) && (!direct_narrow(q) || p.C >= 8)) ||
+                             (p.C >= 8 && (p.H * p.W <= 256 || p.K * RS < 16));
+    if (q.pad_top >= 0 && q.pad_left >= 0 && via_forward) {
       // flipped, transposed weights (C, Kg, R, S): w'[g·Cg + c][k][r][s] = w[g·Kg + k][c][R−1−r][S−1−s]
       Scratch<T> wq(p.C * Kg * RS);
 #pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
@@ -174,7 +183,7 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
         for (i64 k = 0; k < Kg; ++k)
           for (i64 rs = 0; rs < RS; ++rs)
             wq.p[(gc * Kg + k) * RS + rs] = w[((gc / Cg * Kg + k) * Cg + gc % Cg) * RS + RS - 1 - rs];
-      forward(dy, wq.p, static_cast<const T*>(nullptr), dx, q);  // takes the Winograd or direct path
+      forward(dy, wq.p, static_cast<const T*>(nullptr), dx, q);
       return;
     }
   }
