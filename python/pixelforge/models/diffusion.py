@@ -35,7 +35,7 @@ class Diffusion(GenerativeModel):
     guidance_scale, init_seed."""
 
     family = "diffusion"
-    DEFAULTS = dict(base=32, emb_dim=128, heads=4, unet=None, num_train_timesteps=1000, beta_schedule="linear",
+    DEFAULTS = dict(base=24, emb_dim=128, heads=4, unet=None, num_train_timesteps=1000, beta_schedule="linear",
                     beta_start=1e-4, beta_end=0.02, trained_betas=None, prediction_type="epsilon", lr=1e-3,
                     warmup=100, ema_decay=0.995, cond_drop=0.1, sampler="ddim", sample_steps=50,
                     timestep_spacing="leading", steps_offset=0, set_alpha_to_one=True, clip_sample=True,

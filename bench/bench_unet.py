@@ -1,0 +1,190 @@
+"""UNet2DModel: pixelforge against diffusers on torch CPU, the same random weights, one process,
+interleaved, medians (the harness's timer); peak memory in fresh processes.
+
+Cases (the architectures of two public diffusers checkpoints, random weights):
+  cifar10-forward     google/ddpm-cifar10-32's UNet (35.7M parameters), forward, batch 8
+  cifar10-ddim50      50-step DDIM sampling of 8 images (diffusers' DDIMPipeline vs m.sample)
+  cifar10-train       forward + backward + Adam, batch 8 (diffusers' model on torch)
+  celebahq-forward    google/ddpm-celebahq-256's UNet (113.7M parameters), forward, batch 1
+  memory              peak RSS growth of the first cifar10 forward (batch 8) over the RSS
+                      with the model built (VmHWM reset first), each library in a fresh process
+
+    PYTHONPATH=python python bench/bench_unet.py [--cases cifar10-forward ...] [--rounds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import pixelforge as pf
+from pixelforge.benchmarks import interleaved, torch_or_none
+
+CIFAR10 = dict(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(128, 256, 256, 256),
+               down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+               up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), layers_per_block=2,
+               attention_head_dim=None, downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, norm_eps=1e-6)
+CELEBAHQ = dict(CIFAR10, sample_size=256, block_out_channels=(128, 128, 256, 256, 512, 512),
+                down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4)
+CASES = ("cifar10-forward", "cifar10-ddim50", "cifar10-train", "celebahq-forward", "memory")
+
+
+def pair(cfg, seed=0):
+    """(diffusers UNet, pixelforge UNet) with the same random weights."""
+    torch = torch_or_none(threads="pixelforge")
+    import diffusers  # noqa: PLC0415 - the reference, optional
+    torch.manual_seed(seed)
+    ref = diffusers.UNet2DModel(**cfg).eval()
+    ours = pf.models.UNet2DModel(**cfg)
+    ours.load_state_dict({k: v.detach().numpy().copy() for k, v in ref.state_dict().items()})
+    return torch, ref, ours
+
+
+def forward_case(cfg, batch, rounds):
+    torch, ref, ours = pair(cfg)
+    s = cfg["sample_size"]
+    x = np.random.default_rng(0).standard_normal((batch, cfg["in_channels"], s, s)).astype(np.float32)
+    t = np.full(batch, 500)
+    xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+    def f_pf():
+        with pf.no_grad():
+            return ours(x, t).data
+
+    def f_ref():
+        with torch.no_grad():
+            return ref(xt, tt).sample
+
+    err = np.abs(f_pf() - f_ref().numpy()).max() / np.abs(f_ref().numpy()).max()
+    med = interleaved({"pixelforge": f_pf, "diffusers": f_ref}, rounds, clock=time.perf_counter)
+    return med, {"rel_err": float(err), "params": sum(p.numel() for p in ref.parameters())}
+
+
+def ddim_case(rounds):
+    torch, ref, ours = pair(CIFAR10)
+    import diffusers  # noqa: PLC0415
+    pipe = diffusers.DDIMPipeline(ref, diffusers.DDIMScheduler())
+    pipe.set_progress_bar_config(disable=True)
+    # the whole config (diffusers' defaults under CIFAR10's keys): the family's own defaults differ
+    full = {**pf.models.unet.UNET_DEFAULTS, **CIFAR10}
+    m = pf.models.create("diffusion", (3, 32, 32), unet={k: v for k, v in full.items()
+                                                         if k not in pf.models.unet.DATA_KEYS})
+    m.ema_unet.load_state_dict(ours.state_dict())
+
+    def f_pf():
+        return m.sample(8, seed=0, steps=50)
+
+    def f_ref():
+        with torch.no_grad():
+            return pipe(batch_size=8, num_inference_steps=50, generator=torch.Generator().manual_seed(0),
+                        output_type="np").images
+
+    return interleaved({"pixelforge": f_pf, "diffusers": f_ref}, rounds, clock=time.perf_counter), {}
+
+
+def train_case(rounds):
+    torch, ref, ours = pair(CIFAR10)
+    ref.train()
+    g = np.random.default_rng(0)
+    x = g.standard_normal((8, 3, 32, 32)).astype(np.float32)
+    y = g.standard_normal((8, 3, 32, 32)).astype(np.float32)
+    t = g.integers(0, 1000, 8)
+    xt, yt, tt = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(t)
+    opt_ref = torch.optim.Adam(ref.parameters(), lr=1e-5)
+    opt_pf = pf.optim.Adam(ours.parameters(), lr=1e-5)
+
+    def f_pf():
+        loss = pf.functional.mse_loss(ours(x, t), pf.Tensor(y))
+        opt_pf.zero_grad()
+        loss.backward()
+        opt_pf.step()
+
+    def f_ref():
+        loss = torch.nn.functional.mse_loss(ref(xt, tt).sample, yt)
+        opt_ref.zero_grad()
+        loss.backward()
+        opt_ref.step()
+
+    return interleaved({"pixelforge": f_pf, "diffusers": f_ref}, rounds, clock=time.perf_counter), {}
+
+
+_MEM = r"""
+import json, sys, numpy as np
+def status(key):  # kB from /proc/self/status
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+lib = sys.argv[1]
+cfg = json.loads(sys.argv[2])
+x = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+if lib == "diffusers":
+    import torch, diffusers
+    torch.set_num_threads(2)
+    net = diffusers.UNet2DModel(**cfg).eval()
+    xt, tt = torch.from_numpy(x), torch.full((8,), 500)
+    def run():
+        with torch.no_grad():
+            net(xt, tt)
+else:
+    import pixelforge as pf
+    net = pf.models.UNet2DModel(**cfg)
+    def run():
+        with pf.no_grad():
+            net(x, np.full(8, 500))
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
+    f.write("5")
+run()
+print(json.dumps({"growth_mib": (status("VmHWM") - before) / 1024}))
+"""
+
+
+def memory_case():
+    out = {}
+    for lib in ("pixelforge", "diffusers"):
+        r = subprocess.run([sys.executable, "-c", _MEM, lib, json.dumps(CIFAR10)], capture_output=True, text=True,
+                           check=True, env={**os.environ})
+        out[lib] = json.loads(r.stdout.strip().splitlines()[-1])["growth_mib"]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args(argv)
+    if torch_or_none() is None:
+        print("bench_unet needs torch and diffusers (the reference)", file=sys.stderr)
+        return 2
+    info = pf.info()["cpu"]
+    print(f"threads={info['threads']} isa={info['isa']}; torch threads={torch_or_none().get_num_threads()}")
+    print("| case | pixelforge | diffusers | diffusers ÷ pixelforge | note |")
+    print("|---|---:|---:|---:|---|")
+    for case in args.cases:
+        if case == "memory":
+            m = memory_case()
+            print(f"| {case} (first forward, RSS growth) | {m['pixelforge']:.0f} MiB | {m['diffusers']:.0f} MiB | "
+                  f"{m['diffusers'] / max(m['pixelforge'], 1e-9):.2f} | fresh process each |", flush=True)
+            continue
+        if case == "cifar10-forward":
+            med, note = forward_case(CIFAR10, 8, args.rounds)
+        elif case == "celebahq-forward":
+            med, note = forward_case(CELEBAHQ, 1, max(3, args.rounds // 2))
+        elif case == "cifar10-ddim50":
+            med, note = ddim_case(max(3, args.rounds // 2))
+        else:
+            med, note = train_case(args.rounds)
+        desc = ", ".join(f"{k} {v:.3g}" for k, v in note.items())
+        print(f"| {case} | {med['pixelforge'] * 1e3:.0f} ms | {med['diffusers'] * 1e3:.0f} ms | "
+              f"{med['diffusers'] / med['pixelforge']:.2f} | {desc} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
