@@ -1,5 +1,7 @@
 """pf.ops.attention / attention_backward: every built CPU impl against the float64 reference,
-finite-difference gradients, torch's scaled_dot_product_attention, every SIMD path, errors."""
+fixed shapes on every device in each dtype it takes (the CUDA kernel in float32, float16 and
+bfloat16 too: marker ``gpu``), finite-difference gradients, torch's scaled_dot_product_attention,
+every SIMD path, errors."""
 import math
 
 import numpy as np
@@ -7,7 +9,8 @@ import pytest
 
 import pixelforge as pf
 from pixelforge.ops._ref import attention as ref
-from opcheck import TOL, fast_impls, finite_diff, noncontig, run_python
+from opcheck import (TOL, device_of, dtype_params, fast_impls, finite_diff, impl_dtype_params, noncontig, run_python,
+                     to_device, to_host64)
 
 IMPLS = fast_impls("attention")
 SEED = np.random.SeedSequence().entropy  # fresh inputs every run; printed on failure
@@ -206,6 +209,118 @@ def test_every_simd_path(isa):
     native = pf.info()["cpu"]["native_isa"]
     order = ["generic", "avx2", "avx512"]
     assert got == order[min(order.index(isa), order.index(native))]
+
+
+# ----------------------------------------------------------------------------- every device
+# Forward and backward on every device in each dtype it takes (impl_dtype_params: the CPU in
+# float32 / float64, the CUDA kernel and the CuPy reference in float32 / float16 / bfloat16 under
+# the ``gpu`` marker): the shapes above, one with Lq = Lk not a multiple of 8 (77) and D = 24.
+DEVICE_CASES = CASES[:6] + [(2, 2, 2, 77, 77, 24)]
+
+
+def _full_precision(device, impl):
+    """float32 (and float64 on the CPU): the dtypes checked at TOL against float64; the CPU
+    reference in float64 is the reference itself, so that pair is left out."""
+    return [d for d in dtype_params(device) if d in ("float32", "float64")
+            and not (device == "cpu" and impl == "ref" and d == "float64")]
+
+
+def _low_precision(device, impl):
+    """float16 / bfloat16: the GPU's storage dtypes (the CPU takes none)."""
+    return [d for d in dtype_params(device) if d in ("float16", "bfloat16")]
+
+
+@pytest.mark.parametrize("device,impl,dtype", impl_dtype_params("attention", dtypes=_full_precision))
+@pytest.mark.parametrize("case", DEVICE_CASES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_every_device_matches_reference(device, impl, dtype, case, causal):
+    """out, lse and the three gradients (from the impl's own out and lse) against the float64
+    reference of the values the device holds, at TOL of the dtype: atol grows like sqrt(n / 64)
+    for gradients summed over n terms and with grad_cond(0.3, D) (at D = 128 the CPU's float32 dq
+    was seen 1.13x past the unconditioned bound in 800 draws)."""
+    b, h, hkv, lq, lk, d = case
+    r = rng(*case, causal, 4)
+    q, k, v = (to_device(a, device, dtype) for a in make(r, *case, np.float64))
+    do = to_device(r.standard_normal(q.shape), device, dtype)
+    q64, k64, v64, do64 = (to_host64(a) for a in (q, k, v, do))
+    what = f"{device}/{impl}/{dtype} {case} causal={causal}"
+    out, lse = pf.ops.attention(q, k, v, causal=causal, scale=0.3, return_lse=True, impl=impl)
+    assert device_of(out) == device and out.dtype == q.dtype and out.shape == q.shape
+    assert device_of(lse) == device and lse.dtype == (np.float64 if dtype == "float64" else np.float32)
+    want, want_lse = ref.attention(q64, k64, v64, causal, 0.3, return_lse=True)
+    close(to_host64(out), want, dtype, f"out {what}")
+    close(to_host64(lse), want_lse, dtype, f"lse {what}")
+    grads = pf.ops.attention_backward(do, q, k, v, out, lse, causal=causal, scale=0.3, impl=impl)
+    exp = ref.attention_backward(do64, q64, k64, v64, want, want_lse, causal, 0.3)
+    for name, g, e, n in zip("qkv", grads, exp, (lk, lq * h // hkv, lq * h // hkv)):
+        assert device_of(g) == device and g.dtype == q.dtype and g.shape == e.shape
+        close(to_host64(g), e, dtype, f"d{name} {what}", reduction=n, cond=grad_cond(0.3, d))
+
+
+def _bf16_round(x):
+    """float32 -> nearest bfloat16 value (round to nearest even), kept in float32."""
+    b = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
+    return b.astype(np.uint32).view(np.float32)
+
+
+def _round(x, dtype):
+    x = np.asarray(x, np.float32)
+    return x.astype(np.float16).astype(np.float32) if dtype == "float16" else _bf16_round(x)
+
+
+def _lowp_forward(q, k, v, causal, scale, dtype):
+    """The naive algorithm with every intermediate rounded to ``dtype``."""
+    g = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, g, axis=1), np.repeat(v, g, axis=1)
+    s = _round(np.matmul(q, np.swapaxes(k, -1, -2)).astype(np.float32) * scale, dtype).astype(np.float64)
+    if causal:
+        lq, lk = q.shape[2], k.shape[2]
+        s = np.where(np.arange(lk)[None, :] > np.arange(lq)[:, None] + lk - lq, -np.inf, s)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p = _round(p / p.sum(-1, keepdims=True), dtype)
+    return _round(np.matmul(p, v), dtype)
+
+
+def _err(a, b):
+    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
+
+
+@pytest.mark.parametrize("device,impl,dtype", impl_dtype_params("attention", dtypes=_low_precision))
+@pytest.mark.parametrize("case", DEVICE_CASES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_low_precision_within_twice_reference_error(device, impl, dtype, case, causal):
+    """float16 / bfloat16 storage (float32 accumulation): out at most twice the error of a
+    reference computed in the same low precision (S, P and O rounded to the dtype), lse at 1e-3,
+    and the gradients at most twice the error of the float64 gradient evaluated at that
+    low-precision output (rounded to the dtype), plus 2e-2 (float16) / 8e-2 (bfloat16) of their
+    scale. Only the GPU takes these dtypes."""
+    b, h, hkv, lq, lk, d = case
+    r = rng(*case, causal, 5)
+    host = [_round(r.standard_normal(s), dtype) for s in ((b, h, lq, d), (b, hkv, lk, d), (b, hkv, lk, d))]
+    q, k, v = (to_device(a, device, dtype) for a in host)
+    scale = d**-0.5
+    out, lse = pf.ops.attention(q, k, v, causal=causal, return_lse=True, impl=impl)
+    assert device_of(out) == device and out.dtype == q.dtype and lse.dtype == np.float32
+    truth, truth_lse = ref.attention(*(a.astype(np.float64) for a in host), causal, scale, return_lse=True)
+    lowp = _lowp_forward(*host, causal, scale, dtype)
+    tol = 2 * _err(lowp, truth) + 1e-6
+    assert _err(to_host64(out), truth) <= tol, f"out: {_err(to_host64(out), truth)} > {tol} (seed {SEED})"
+    np.testing.assert_allclose(to_host64(lse), truth_lse, rtol=1e-3, atol=1e-3, err_msg=f"lse (seed {SEED})")
+    # backward: against the float64 gradient of the same (rounded) inputs; the bound is twice the
+    # error of the float64 gradient evaluated at a low-precision forward output
+    do_host = _round(r.standard_normal(out.shape), dtype)
+    grads = pf.ops.attention_backward(to_device(do_host, device, dtype), q, k, v, out, lse, causal=causal,
+                                      impl=impl)
+    x64 = [a.astype(np.float64) for a in host]
+    exact = ref.attention_backward(do_host.astype(np.float64), *x64, truth, truth_lse, causal, scale)
+    lowp_g = ref.attention_backward(do_host.astype(np.float64), *x64, lowp, truth_lse, causal, scale)
+    lowp_g = [_round(g, dtype) for g in lowp_g]
+    for name, g, e, lg in zip("qkv", grads, exact, lowp_g):
+        assert device_of(g) == device and g.dtype == q.dtype
+        scale_e = max(1.0, float(np.abs(e).max()))
+        bound = 2 * _err(lg, e) + 2e-2 * scale_e * (1 if dtype == "float16" else 4)
+        assert _err(to_host64(g), e) <= bound, f"d{name}: {_err(to_host64(g), e)} > {bound} (seed {SEED})"
 
 
 # ----------------------------------------------------------------------------- torch
