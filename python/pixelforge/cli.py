@@ -1,4 +1,4 @@
-"""The ``pixelforge`` command: info | train | sample | eval | demo | bench."""
+"""The ``pixelforge`` command: info | train | sample | eval | edit | interpolate | complete | demo | bench."""
 from __future__ import annotations
 
 import argparse
@@ -103,6 +103,64 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _labels_arg(model, label, n):
+    if label is None:
+        return None
+    if not model.conditional:
+        raise ValueError("--label: this run is unconditional (train it with --conditional)")
+    return np.full(n, label, np.int64)
+
+
+def _cmd_edit(args) -> int:
+    model = models.load(args.run, device=args.device)
+    x = pfio.load_image(args.input, model.image_shape)
+    labels = _labels_arg(model, args.label, 1)
+    kw = {} if args.steps is None else {"steps": args.steps}
+    t0 = time.perf_counter()
+    if args.mask is not None:
+        if model.family != "diffusion":
+            raise ValueError(f"--mask: inpainting needs a diffusion run, this one is {model.family!r}")
+        mask = pfio.load_mask(args.mask, model.image_shape)
+        out = model.inpaint(x, mask, seed=args.seed, labels=labels, jump_length=args.jump_length,
+                            jump_n_sample=args.jump_n_sample, **kw)
+        what = "inpainted"
+    elif model.family in ("diffusion", "vae"):
+        if model.family == "vae" and kw:
+            raise ValueError("--steps: applies to diffusion runs only")
+        out = model.img2img(x, args.strength, seed=args.seed, labels=labels, **kw)
+        what = f"img2img at strength {args.strength}"
+    else:
+        hint = " (use `pixelforge complete` for the transformer)" if model.family == "transformer" else ""
+        raise ValueError(f"edit: a {model.family} run cannot edit images (diffusion and VAE runs can){hint}")
+    pfio.save_image_grid(out, args.out, padding=0, scale=args.scale)
+    print(f"{what} in {time.perf_counter() - t0:.2f} s -> {args.out}")
+    return 0
+
+
+def _cmd_interpolate(args) -> int:
+    model = models.load(args.run, device=args.device)
+    labels = None if args.label is None else args.label
+    kw = {} if args.steps is None else {"steps": args.steps}
+    frames = model.interpolate(args.seeds[0], args.seeds[1], args.frames, labels=labels, **kw)
+    if str(args.out).lower().endswith(".gif"):
+        pfio.save_gif(frames, args.out, scale=args.scale)
+    else:
+        pfio.save_image_grid(frames, args.out, nrow=len(frames), scale=args.scale)
+    print(f"{len(frames)} frames from seed {args.seeds[0]} to {args.seeds[1]} -> {args.out}")
+    return 0
+
+
+def _cmd_complete(args) -> int:
+    model = models.load(args.run, device=args.device)
+    if model.family != "transformer":
+        raise ValueError(f"complete: needs a transformer run, this one is {model.family!r}")
+    x = pfio.load_image(args.input, model.image_shape)
+    out = model.complete(x, args.rows, seed=args.seed, labels=_labels_arg(model, args.label, 1))
+    pfio.save_image_grid(out, args.out, padding=0, scale=args.scale)
+    print(f"completed below row {args.rows} -> {args.out}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     return demo.run(out=args.out, quick=args.quick)
 
@@ -147,6 +205,43 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_cmd_eval)
 
+    p = sub.add_parser("edit", help="img2img (a sketch or photo) or inpainting (--mask) with a trained run")
+    p.add_argument("run")
+    p.add_argument("--input", required=True, help="PNG/JPEG of any size; resized, grey/RGB as the model needs")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--strength", type=float, default=0.6, help="img2img: 0 keeps the input, 1 ignores it")
+    p.add_argument("--mask", default=None, help="PNG/JPEG: white = repaint, black = keep (diffusion)")
+    p.add_argument("--jump-length", type=int, default=10, help="RePaint: steps per resampling jump")
+    p.add_argument("--jump-n-sample", type=int, default=1, help="RePaint: resamplings per jump (1: none)")
+    p.add_argument("--label", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="diffusion sampling steps")
+    p.add_argument("--scale", type=int, default=4, help="each pixel drawn scale x scale in the PNG")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.set_defaults(fn=_cmd_edit)
+
+    p = sub.add_parser("interpolate", help="frames between two seeds (slerp of the latent / initial noise)")
+    p.add_argument("run")
+    p.add_argument("--seeds", type=int, nargs=2, required=True, metavar=("A", "B"))
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--out", required=True, help="a PNG strip, or an animated GIF when the name ends in .gif")
+    p.add_argument("--label", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="diffusion sampling steps")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.set_defaults(fn=_cmd_interpolate)
+
+    p = sub.add_parser("complete", help="transformer: keep an image's first rows, sample the rest")
+    p.add_argument("run")
+    p.add_argument("--input", required=True, help="PNG/JPEG of any size")
+    p.add_argument("--rows", type=int, required=True, help="pixel rows kept from the top")
+    p.add_argument("--out", required=True)
+    p.add_argument("--label", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.set_defaults(fn=_cmd_complete)
+
     p = sub.add_parser("demo", help="the main job: train all four families briefly on the digits")
     p.add_argument("--out", default="pixelforge-demo", help="folder for the sample grids")
     p.add_argument("--quick", action="store_true", help="a few steps each (a smoke test)")
@@ -164,7 +259,7 @@ def main(argv=None) -> int:
         return int(args.fn(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, NotImplementedError) as e:
         print(f"pixelforge {args.command}: {e}", file=sys.stderr)
         return 2
 

@@ -206,6 +206,62 @@ def _save_png(pil, path):
     atomic_write(path, buf.getvalue())
 
 
+def load_image(path, image_shape):
+    """One PNG / JPEG (any size, grey or colour) as float32 (1, C, H, W) in [0, 1] for a model
+    of ``image_shape``: converted to grey or RGB as C says and resized (box filter when
+    shrinking, bilinear when enlarging). A file that is not a readable image is a ValueError."""
+    c, h, w = (int(v) for v in image_shape)
+    if c not in (1, 3):
+        raise ValueError(f"image_shape: images have 1 or 3 channels, got {c}")
+    p = os.fspath(path)
+    try:
+        with Image.open(p) as im:
+            im.load()
+            pil = im.convert("L" if c == 1 else "RGB")
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"path: {p} is not a readable PNG/JPEG image ({e})") from None
+    if pil.size != (w, h):
+        pil = pil.resize((w, h), Image.BOX if pil.size[0] > w else Image.BILINEAR)
+    a = np.asarray(pil, np.float32) / 255.0
+    return (a[None] if c == 1 else a.transpose(2, 0, 1))[None].copy()
+
+
+def load_mask(path, image_shape):
+    """A mask image (white = repaint, black = keep, as in AUTOMATIC1111) resized to the model's
+    H × W with nearest sampling: float32 (1, 1, H, W) of 0 / 1 (grey levels split at 0.5)."""
+    _, h, w = (int(v) for v in image_shape)
+    p = os.fspath(path)
+    try:
+        with Image.open(p) as im:
+            im.load()
+            pil = im.convert("L")
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"mask: {p} is not a readable PNG/JPEG image ({e})") from None
+    if pil.size != (w, h):
+        pil = pil.resize((w, h), Image.NEAREST)
+    return (np.asarray(pil, np.float32)[None, None] / 255.0 >= 0.5).astype(np.float32)
+
+
+def save_gif(frames, path, scale=1, duration_ms=120) -> None:
+    """Frames (N, C, H, W) in [0, 1] (C = 1 or 3) as a looping animated GIF, written atomically."""
+    a = np.asarray(_backend.to_host(frames), dtype=np.float32)
+    if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[0] == 0:
+        raise ValueError(f"frames: expected (N, 1|3, H, W) with N >= 1, got shape {a.shape}")
+    scale = integer(scale, "scale", min_value=1, wrong_type=ValueError)
+    if scale > 1:
+        a = np.kron(a, np.ones((1, 1, scale, scale), np.float32))
+    img = (np.clip(np.nan_to_num(a), 0, 1) * 255 + 0.5).astype(np.uint8)
+    pils = [Image.fromarray(f[0], "L") if f.shape[0] == 1 else Image.fromarray(f.transpose(1, 2, 0), "RGB")
+            for f in img]
+    buf = _io.BytesIO()
+    pils[0].save(buf, format="GIF", save_all=True, append_images=pils[1:], duration=int(duration_ms), loop=0)
+    atomic_write(path, buf.getvalue())
+
+
 def save_loss_plot(history, path, width=480, height=240) -> None:
     """The loss curves of a training history (name -> list of floats) as a PNG at ``path``
     (Pillow; matplotlib not needed). Written atomically."""

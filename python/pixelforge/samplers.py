@@ -195,10 +195,15 @@ class DDIMSampler(_Sampler):
         # diffusers: the last step goes to alpha-bar 1 (a clean image) or to alphas_cumprod[0]
         self.final_alpha_cumprod = 1.0 if set_alpha_to_one else float(self.alphas_cumprod[0])
 
-    def _spec(self, t):
+    def previous_timestep(self, t):
+        """The timestep a step from t lands on: t − T // n (diffusers' DDIM, any spacing); -1
+        and below mean the clean image."""
         if self.num_inference_steps is None:
             raise ValueError("num_inference_steps: call set_timesteps(n) before step()")
-        prev = t - self.num_train_timesteps // self.num_inference_steps
+        return t - self.num_train_timesteps // self.num_inference_steps
+
+    def _spec(self, t):
+        prev = self.previous_timestep(t)
         a_t, a_p = self._alpha(t), self._alpha(prev)
         b_t, b_p = 1.0 - a_t, 1.0 - a_p
         cs, cm, es, em = self._x0_eps_coefs(a_t)

@@ -14,6 +14,7 @@ there) and hand device arrays only to the layers.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -253,26 +254,78 @@ class GenerativeModel:
                 history.setdefault(k, []).append(float(v))
         return dict(zip(names, rows[-1]))
 
-    def sample(self, n, *, seed=0, labels=None, **kw):
+    # families whose _sample takes callback= and calls it once per step (others: once at the end)
+    STEPWISE_CALLBACK = False
+
+    @contextlib.contextmanager
+    def _inference(self):
+        """Eval mode and no autograd for the duration (sampling, editing)."""
+        mods = list(self._modules().values())
+        for m in mods:
+            m.eval()
+        try:
+            with no_grad():
+                yield
+        finally:
+            for m in mods:
+                m.train()
+
+    def sample(self, n, *, seed=0, labels=None, callback=None, **kw):
         """``n`` images, float32 (n, C, H, W) in [0, 1]; the same seed gives the same bits.
 
         labels: the classes of a conditional model's samples (default: 0, 1, 2, ... cycling).
+        callback: ``fn(step, total, preview)`` with preview float32 (n, C, H, W) in [0, 1],
+        called once per step (diffusion: the current x0 estimate; transformer: the image so
+        far, undecided pixels grey; GAN / VAE: once, with the result). Returning False stops
+        early and ``sample`` returns that preview.
         """
         n = integer(n, "n", min_value=0, wrong_type=ValueError)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback: expected a callable fn(step, total, preview), got {type(callback).__name__}")
         y = self._check_labels(labels, n, required=False)
         if y is None and self.conditional:
             y = np.arange(n, dtype=np.int64) % self.num_classes
         if n == 0:
             return np.zeros((0, *self.image_shape), np.float32)
         rng = np.random.default_rng(seed)
-        for m in self._modules().values():
-            m.eval()
-        try:
-            with no_grad():
-                out = self._sample(n, y, rng, **kw)
-        finally:
-            for m in self._modules().values():
-                m.train()
+        if callback is not None and self.STEPWISE_CALLBACK:
+            kw["callback"] = callback
+        with self._inference():
+            out = self._sample(n, y, rng, **kw)
+        out = np.clip(np.asarray(_backend.to_host(out), np.float32), 0.0, 1.0)
+        if callback is not None and not self.STEPWISE_CALLBACK:
+            callback(1, 1, out)
+        return out
+
+    # ------------------------------------------------------------------ interpolation
+    def _latent(self, n, labels, rng):
+        """The starting point ``sample`` draws from ``rng`` for n images (families that have one)."""
+        raise NotImplementedError(f"{self.family}: no continuous latent to interpolate")
+
+    def _from_latent(self, z, labels, **kw):
+        raise NotImplementedError(f"{self.family}: no continuous latent to interpolate")
+
+    def interpolate(self, seed_a, seed_b, n, labels=None, **kw):
+        """``n`` frames from seed_a's sample to seed_b's: spherical interpolation (slerp) of the
+        latent each seed draws (GAN, VAE: z; diffusion: the initial noise, sampled with
+        deterministic DDIM). Frame 0 and frame n − 1 are ``sample(1, seed=seed_a)`` and
+        ``sample(1, seed=seed_b)``. labels: one class for every frame (conditional models;
+        default 0). A float32 NumPy array (n, C, H, W) in [0, 1]."""
+        n = integer(n, "n", min_value=2, wrong_type=ValueError)
+        for name, v in (("seed_a", seed_a), ("seed_b", seed_b)):
+            integer(v, name, min_value=0, wrong_type=TypeError)
+        y = None
+        if self.conditional:
+            y = self._check_labels(0 if labels is None else labels, 1, required=True)
+        else:
+            self._check_labels(labels, 1, required=False)
+        za = self._latent(1, y, np.random.default_rng(seed_a))
+        zb = self._latent(1, y, np.random.default_rng(seed_b))
+        ts = np.linspace(0.0, 1.0, n)
+        z = slerp(za, zb, ts)
+        ys = None if y is None else np.full(n, y[0])
+        with self._inference():
+            out = self._from_latent(z, ys, **kw)
         return np.clip(np.asarray(_backend.to_host(out), np.float32), 0.0, 1.0)
 
     def state_dict(self) -> dict:
@@ -309,3 +362,26 @@ def _check_device(device):
     if device == "cuda" and _backend.cupy() is None:
         raise ValueError("device: 'cuda' needs CuPy and an NVIDIA GPU; none is available here "
                          "(pip install 'pixelforge[cuda]' on a GPU machine; pf.info() shows what was found)")
+
+
+def slerp(a, b, ts):
+    """Spherical interpolation between latents a and b (each (1, ...)), one row per t in ts:
+    sin((1 − t)Ω)/sin Ω · a + sin(tΩ)/sin Ω · b with Ω the angle between them (linear when they
+    are parallel). t = 0 and 1 give a and b exactly. Same device and dtype as a."""
+    xp = _backend.xp_of(a)
+    fa = _backend.to_host(a).reshape(-1).astype(np.float64)
+    fb = _backend.to_host(b).reshape(-1).astype(np.float64)
+    cos = float(fa @ fb / max(np.linalg.norm(fa) * np.linalg.norm(fb), 1e-300))
+    omega = float(np.arccos(np.clip(cos, -1.0, 1.0)))
+    rows = []
+    for t in np.asarray(ts, np.float64):
+        if t == 0.0:
+            rows.append(fa)
+        elif t == 1.0:
+            rows.append(fb)
+        elif omega < 1e-6:
+            rows.append((1 - t) * fa + t * fb)
+        else:
+            rows.append((np.sin((1 - t) * omega) * fa + np.sin(t * omega) * fb) / np.sin(omega))
+    out = np.stack(rows).astype(np.asarray(_backend.to_host(a)).dtype).reshape((len(rows),) + tuple(a.shape[1:]))
+    return out if xp is np else xp.asarray(out)

@@ -19,13 +19,15 @@ from .. import ops, optim
 from .. import random as pfrandom
 from ..samplers import PREDICTION_TYPES, TIMESTEP_SPACINGS, DDIMSampler, DDPMSampler
 from ..schedules import NoiseSchedule
+from .._validate import integer
 from ..tensor import Tensor, no_grad
 from . import diffusers_io
 from .base import GenerativeModel
+from .diffusion_edit import DiffusionEditing
 from .unet import DATA_KEYS, UNET_DEFAULTS, UNet2DModel
 
 
-class Diffusion(GenerativeModel):
+class Diffusion(DiffusionEditing, GenerativeModel):
     """DDPM-trained UNet2DModel. Config: base (channels), emb_dim, heads (the default UNet), unet
     (a dict of UNet2DModel keys overriding it), the noise schedule (num_train_timesteps,
     beta_schedule, beta_start, beta_end, trained_betas) and sampler (sampler "ddim" | "ddpm",
@@ -35,6 +37,7 @@ class Diffusion(GenerativeModel):
     guidance_scale, init_seed."""
 
     family = "diffusion"
+    STEPWISE_CALLBACK = True
     DEFAULTS = dict(base=24, emb_dim=128, heads=4, unet=None, num_train_timesteps=1000, beta_schedule="linear",
                     beta_start=1e-4, beta_end=0.02, trained_betas=None, prediction_type="epsilon", lr=1e-3,
                     warmup=100, ema_decay=0.995, cond_drop=0.1, sampler="ddim", sample_steps=50,
@@ -124,13 +127,14 @@ class Diffusion(GenerativeModel):
     def _after_fit(self, images, labels):
         self.ema.copy_to(self.ema_unet)
 
-    def _sampler(self, kind, clip):
+    def _sampler(self, kind, clip, eta=None):
         c = self.config
+        eta = float(c["eta"] if eta is None else eta)
         common = dict(prediction_type=c["prediction_type"], clip_sample=clip,
                       clip_sample_range=float(c["clip_sample_range"]), timestep_spacing=c["timestep_spacing"],
                       steps_offset=int(c["steps_offset"]))
         if kind == "ddim":
-            return DDIMSampler(self.schedule, eta=float(c["eta"]), set_alpha_to_one=bool(c["set_alpha_to_one"]),
+            return DDIMSampler(self.schedule, eta=eta, set_alpha_to_one=bool(c["set_alpha_to_one"]),
                                **common)
         return DDPMSampler(self.schedule, **common)
 
@@ -172,9 +176,10 @@ class Diffusion(GenerativeModel):
             self.ema_unet.train()
         return np.asarray(_backend.to_host(out), np.float32)
 
-    def _sample(self, n, labels, rng, steps=None, guidance_scale=None, sampler=None, batch=256, init_noise=None):
+    def _sample(self, n, labels, rng, steps=None, guidance_scale=None, sampler=None, batch=256, init_noise=None,
+                callback=None, eta=None, clip_sample=None):
         c = self.config
-        steps = int(c["sample_steps"] if steps is None else steps)
+        steps = integer(c["sample_steps"] if steps is None else steps, "steps", min_value=1, wrong_type=ValueError)
         w = float(c["guidance_scale"] if guidance_scale is None else guidance_scale)
         kind = c["sampler"] if sampler is None else sampler
         if kind not in ("ddim", "ddpm"):
@@ -186,25 +191,37 @@ class Diffusion(GenerativeModel):
             if init_noise.shape != (n, *self.image_shape):
                 raise ValueError(f"init_noise: expected shape {(n, *self.image_shape)}, got {init_noise.shape}")
         # guidance above 1 with clipping wrecks samples (measured): clip only without guidance
-        clip = bool(c["clip_sample"]) and w == 1.0
+        clip = bool(c["clip_sample"] if clip_sample is None else clip_sample) and w == 1.0
         seed = int(rng.integers(0, 2 ** 62))
+        if callback is not None:
+            batch = n  # one batch: one preview per step for all n images
         xp = self.xp
         outs = []
         for start in range(0, n, batch):
             m = min(batch, n - start)
-            sampler_obj = self._sampler(kind, clip)
-            sampler_obj.set_timesteps(steps)
+            smp = self._sampler(kind, clip, eta)
+            smp.set_timesteps(steps)
             if init_noise is None:
                 x = pfrandom.randn((m, *self.image_shape), seed=seed, offset=start * int(np.prod(self.image_shape)),
                                    device=self.device)
             else:
                 x = self._dev(init_noise[start:start + m])
             lab = None if labels is None else labels[start:start + m]
-            for i, t in enumerate(sampler_obj.timesteps):
-                out = self._eps(x, np.full(m, int(t)), lab, w)
-                x = sampler_obj.step(out, int(t), x, seed=seed + 1 + i, offset=start * x[0].size)
+            x, preview, stopped = self._denoise(x, smp, range(steps), lab, w, seed, offset=start * x[0].size,
+                                                callback=callback, total=steps)
+            if stopped:
+                return preview
             outs.append(x)
         return (xp.concatenate(outs) + 1) / 2
+
+    def _latent(self, n, labels, rng):
+        seed = int(rng.integers(0, 2 ** 62))
+        return pfrandom.randn((n, *self.image_shape), seed=seed, offset=0, device=self.device)
+
+    def _from_latent(self, z, labels, steps=None, guidance_scale=None):
+        # deterministic DDIM (eta 0) from each interpolated noise
+        return self._sample(len(z), labels, np.random.default_rng(0), steps=steps, guidance_scale=guidance_scale,
+                            sampler="ddim", init_noise=_backend.to_host(z), eta=0.0)
 
     def save_diffusers(self, path):
         """Write a diffusers pipeline folder that ``diffusers.DiffusionPipeline.from_pretrained``

@@ -166,7 +166,12 @@ class GAN(GenerativeModel):
         self.ema.copy_to(self.G_ema)
 
     def _sample(self, n, labels, rng, truncation=None):
-        z = self._randn((n, int(self.config["z_dim"])), rng)
+        return self._from_latent(self._latent(n, labels, rng), labels, truncation)
+
+    def _latent(self, n, labels, rng):
+        return self._randn((n, int(self.config["z_dim"])), rng)
+
+    def _from_latent(self, z, labels, truncation=None):
         if truncation is not None:
             z = self.xp.clip(z, -float(truncation), float(truncation))
         return (self.G_ema(Tensor(z), labels).data + 1) / 2

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _backend
 from .. import functional as F
 from .. import nn, optim
 from .. import random as pfrandom
+from .._validate import integer
 from .base import GenerativeModel
 
 
@@ -53,6 +55,7 @@ class ImageTransformer(GenerativeModel):
     top_p, init_seed."""
 
     family = "transformer"
+    STEPWISE_CALLBACK = True
     DEFAULTS = dict(levels=17, d_model=96, heads=4, layers=4, lr=3e-3, warmup=100, weight_decay=0.01,
                     temperature=0.9, top_k=0, top_p=0.95, init_seed=0)
     DEFAULT_STEPS = 1500
@@ -97,7 +100,8 @@ class ImageTransformer(GenerativeModel):
         self.opt.step()
         return {"loss": loss.data}
 
-    def _sample(self, n, labels, rng, temperature=None, top_k=None, top_p=None):
+    def _sample(self, n, labels, rng, temperature=None, top_k=None, top_p=None, callback=None, known=None):
+        """known: (n, K) tokens forced at positions 0..K-1 (completion); callback per token."""
         c = self.config
         temp = float(c["temperature"] if temperature is None else temperature)
         k = int(c["top_k"] if top_k is None else top_k)
@@ -110,26 +114,76 @@ class ImageTransformer(GenerativeModel):
         cur = self._first(n, labels)[:, None]
         xp = self.xp
         out = xp.zeros((n, self.seq_len), np.int64)
+        n_known = 0 if known is None else known.shape[1]
         # one stream of uniforms for all the choices: u[:, i] picks pixel i (same bits on every device)
         us = pfrandom.rand((n, self.seq_len), seed=int(rng.integers(0, 2 ** 62)), dtype="float64",
                            device=self.device)
         for i in range(self.seq_len):
             logits = self.net(cur, start=i, caches=caches).data[:, -1, :].astype(np.float64) / temp
-            if 0 < k < self.levels:
-                kth = xp.sort(logits, axis=1)[:, -k][:, None]
-                logits = xp.where(logits < kth, -np.inf, logits)
-            probs = xp.exp(logits - logits.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
-            if p < 1:
-                order = xp.argsort(-probs, axis=1)
-                sorted_p = xp.take_along_axis(probs, order, axis=1)
-                keep_sorted = xp.cumsum(sorted_p, axis=1) - sorted_p < p  # the top token always stays
-                # back to token order through the inverse permutation (CuPy has take_along_axis)
-                keep = xp.take_along_axis(keep_sorted, xp.argsort(order, axis=1), axis=1)
-                probs = xp.where(keep, probs, 0)
-                probs /= probs.sum(axis=1, keepdims=True)
-            nxt = (xp.cumsum(probs, axis=1) < us[:, i:i + 1]).sum(axis=1).clip(0, self.levels - 1)
+            if i < n_known:  # completion: the given pixel (the step only fills the KV cache)
+                nxt = known[:, i]
+            else:
+                nxt = self._choose(logits, k, p, us[:, i:i + 1])
             out[:, i] = nxt
             cur = nxt[:, None]
+            if callback is not None and callback(i + 1, self.seq_len, self._preview(out, i + 1)) is False:
+                return self._preview(out, i + 1)
+        return self._images(out)
+
+    def _choose(self, logits, k, p, u):
+        """Top-k / top-p sampling of one token per row from logits (n, levels) with uniforms u (n, 1)."""
+        xp = self.xp
+        if 0 < k < self.levels:
+            kth = xp.sort(logits, axis=1)[:, -k][:, None]
+            logits = xp.where(logits < kth, -np.inf, logits)
+        probs = xp.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        if p < 1:
+            order = xp.argsort(-probs, axis=1)
+            sorted_p = xp.take_along_axis(probs, order, axis=1)
+            keep_sorted = xp.cumsum(sorted_p, axis=1) - sorted_p < p  # the top token always stays
+            # back to token order through the inverse permutation (CuPy has take_along_axis)
+            keep = xp.take_along_axis(keep_sorted, xp.argsort(order, axis=1), axis=1)
+            probs = xp.where(keep, probs, 0)
+            probs /= probs.sum(axis=1, keepdims=True)
+        return (xp.cumsum(probs, axis=1) < u).sum(axis=1).clip(0, self.levels - 1)
+
+    def _images(self, tokens):
         c_, h, w = self.image_shape
-        return (out.reshape(n, h, w, c_).transpose(0, 3, 1, 2) / (self.levels - 1)).astype(np.float32)
+        n = len(tokens)
+        return (tokens.reshape(n, h, w, c_).transpose(0, 3, 1, 2) / (self.levels - 1)).astype(np.float32)
+
+    def _preview(self, tokens, decided):
+        """The image so far, NumPy float32: pixels past the first ``decided`` tokens grey (0.5)."""
+        vals = np.asarray(_backend.to_host(tokens), np.float64) / (self.levels - 1)
+        vals[:, decided:] = 0.5
+        c_, h, w = self.image_shape
+        return vals.reshape(len(vals), h, w, c_).transpose(0, 3, 1, 2).astype(np.float32)
+
+    def complete(self, images, known_rows, *, seed=0, labels=None, callback=None, **kw):
+        """ImageGPT's completion: keep the first ``known_rows`` pixel rows of the images (N, C, H,
+        W) in [0, 1] (quantised to the model's levels) and sample the rest, conditioned on them.
+        known_rows 0 is ``sample`` with the same seed. Conditional models take ``labels``
+        (default: 0, 1, 2, ... as in sample). callback per sampled pixel as in ``sample``. A
+        float32 NumPy array (N, C, H, W) in [0, 1]."""
+        x = self._check_images(images)
+        c_, h, w = self.image_shape
+        rows = integer(known_rows, "known_rows", min_value=0, max_value=h, wrong_type=TypeError)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback: expected a callable fn(step, total, preview), got {type(callback).__name__}")
+        n = len(x)
+        y = self._check_labels(labels, n, required=False)
+        if y is None and self.conditional:
+            y = np.arange(n, dtype=np.int64) % self.num_classes
+        known = self._dev(self._tokens(x)[:, :rows * w * c_])
+        with self._inference():
+            out = self._sample(n, y, np.random.default_rng(seed), callback=callback, known=known, **kw)
+        return np.clip(np.asarray(_backend.to_host(out), np.float32), 0.0, 1.0)
+
+    def interpolate(self, seed_a, seed_b, n, labels=None, **kw):
+        """Not available: the transformer samples discrete pixel tokens one by one from uniform
+        draws; there is no continuous latent whose interpolation moves smoothly between two
+        samples (interpolating the uniforms flips pixels at random). Raises NotImplementedError."""
+        raise NotImplementedError("transformer: interpolate needs a continuous latent; this family samples discrete "
+                                  "pixel tokens one at a time, so there is nothing to interpolate smoothly (use the "
+                                  "GAN, VAE or diffusion family)")

@@ -18,6 +18,7 @@ import numpy as np
 from .. import _backend
 from .. import functional as F
 from .. import nn, optim
+from .._validate import real_number
 from ..tensor import Tensor, no_grad
 from .base import GenerativeModel
 
@@ -183,12 +184,34 @@ class VAE(GenerativeModel):
         return {"loss": loss.data, "recon": recon.data, "kl": kl.data}
 
     def _sample(self, n, labels, rng, temperature=None):
+        return self._from_latent(self._latent(n, labels, rng, temperature), labels)
+
+    def _latent(self, n, labels, rng, temperature=None):
+        """A draw from the prior (at ``temperature``), as ``sample`` makes it."""
         t = float(self.config["temperature"] if temperature is None else temperature)
         if self.config["prior"] == "gmm":
-            z = self._dev(self.prior.sample(n, np.zeros(n, np.int64) if labels is None else labels, rng, t))
-        else:
-            z = self._randn((n, int(self.config["z_dim"])), rng) * t
+            return self._dev(self.prior.sample(n, np.zeros(n, np.int64) if labels is None else labels, rng, t))
+        return self._randn((n, int(self.config["z_dim"])), rng) * t
+
+    def _from_latent(self, z, labels):
         return F.sigmoid(self.dec(Tensor(z), labels)).data
+
+    def img2img(self, images, strength=0.6, *, seed=0, labels=None):
+        """Encode the images (N, C, H, W) in [0, 1], move each posterior mean toward a prior draw
+        by ``strength`` (z = (1 − s)·mu + s·z_prior: 0 decodes the mean, i.e. reconstructs; 1
+        decodes the prior draw, i.e. ``sample`` with the same seed), decode. Conditional
+        models need ``labels``. A float32 NumPy array (N, C, H, W) in [0, 1]."""
+        s = real_number(strength, "strength")
+        if not 0.0 <= s <= 1.0:
+            raise ValueError(f"strength: must lie in [0, 1], got {strength}")
+        x = self._check_images(images)
+        y = self._check_labels(labels, len(x), required=True)
+        mu, _ = self.encode(x, y)
+        with self._inference():
+            prior = self._latent(len(x), y, np.random.default_rng(seed))
+            z = prior if s == 1.0 else (1.0 - s) * mu + s * prior
+            out = self._from_latent(z, y)
+        return np.clip(np.asarray(_backend.to_host(out), np.float32), 0.0, 1.0)
 
     def encode(self, images, labels=None):
         """(mu, logvar), each (N, z_dim), of images (N, C, H, W) in [0, 1]."""
