@@ -1,14 +1,16 @@
 """matmul / linear / linear_backward: every built impl against the float64 reference on random
-shapes (odd, size-1, K = 0), every transpose combination, strided and broadcast views,
-gradients by finite differences and torch autograd, every SIMD path, thread-count
-independence of the bits, and bad inputs."""
+shapes (odd, size-1, K = 0), every transpose combination, strided and broadcast views, fixed
+shapes on every device in each dtype it takes (the CUDA kernels in float32, float16 and
+bfloat16 too: marker ``gpu``), gradients by finite differences and torch autograd, every SIMD
+path, thread-count independence of the bits, and bad inputs."""
 import math
 
 import numpy as np
 import pytest
 
 import pixelforge as pf
-from opcheck import TOL, built_impls, fast_impls, finite_diff, noncontig, rng, run_python
+from opcheck import (TOL, built_impls, device_of, dtype_params, fast_impls, finite_diff, impl_dtype_params, noncontig,
+                     rng, run_python, to_device, to_host64)
 
 TRANS = [(False, False), (True, False), (False, True), (True, True)]
 # (M, N, K): size-1 dims, odd sizes, K = 0, sizes that cross the micro-tile and k-block edges
@@ -16,12 +18,17 @@ SHAPES = [(1, 1, 1), (1, 300, 7), (300, 1, 5), (17, 33, 1), (5, 7, 0), (13, 37, 
           (129, 257, 65), (100, 96, 288)]
 
 
+# float16 / bfloat16 (the GPU's): storage rounds the output (2^-11 / 2^-8 relative) on top of
+# float32 accumulation of exactly rounded products
+_TOL = {**TOL, "float16": (2e-3, 2e-3), "bfloat16": (1.6e-2, 1.6e-2)}
+
+
 def _close(actual, expected, dtype, k, what=""):
-    """float32/float64 against float64 with atol scaled by sqrt(K): each output is a sum of K
-    products of unit-variance terms, and with rounding errors of random sign the absolute
-    error of that sum grows like sqrt(K) times one term's rounding error."""
-    rtol, atol = TOL[np.dtype(dtype).name]
-    actual = np.asarray(actual, np.float64)
+    """Against float64 with atol scaled by sqrt(K): each output is a sum of K products of
+    unit-variance terms, and with rounding errors of random sign the absolute error of that sum
+    grows like sqrt(K) times one term's rounding error. ``actual`` may be on the GPU."""
+    rtol, atol = _TOL[dtype if isinstance(dtype, str) else np.dtype(dtype).name]
+    actual = to_host64(actual)
     expected = np.asarray(expected, np.float64)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * math.sqrt(max(k, 1)), err_msg=what)
@@ -215,6 +222,84 @@ def test_against_torch(impl):
     # torch tensors are accepted as inputs (converted, as every op does)
     _close(pf.ops.matmul(torch.from_numpy(a), torch.from_numpy(bb).transpose(1, 2), impl=impl), tc.numpy(),
            np.float32, 20, "torch tensors in")
+
+
+# ----------------------------------------------------------------------------- every device
+# Fixed shapes on every device in each dtype it takes (impl_dtype_params: the CPU in float32 /
+# float64; the CUDA kernel in float32, float16 and bfloat16 under the ``gpu`` marker), against
+# float64 products of the values the device holds.
+DEVICE_SHAPES = [(1, 1, 1), (17, 33, 1), (5, 7, 0), (13, 37, 300), (64, 64, 16), (129, 257, 65), (100, 96, 288)]
+
+
+def _device_dtypes(device, impl):
+    """The dtypes each device takes, less the reference's pairs that test nothing: on the CPU
+    in float64 it is the float64 reference; on the GPU in float16 / bfloat16 it is CuPy's
+    matmul in that dtype (the reference computes in its input dtype), not a reference."""
+    if impl == "ref":
+        return ["float32"]
+    return dtype_params(device)
+
+
+@pytest.mark.parametrize("device,impl,dtype", impl_dtype_params("matmul", dtypes=_device_dtypes))
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_every_device_matmul_against_float64(device, impl, dtype, ta, tb):
+    g = rng(1)
+    for m, n, k in DEVICE_SHAPES:
+        a = to_device(g.standard_normal((k, m) if ta else (m, k)), device, dtype)
+        b = to_device(g.standard_normal((n, k) if tb else (k, n)), device, dtype)
+        a64, b64 = to_host64(a), to_host64(b)
+        c = pf.ops.matmul(a, b, trans_a=ta, trans_b=tb, impl=impl)
+        assert device_of(c) == device and c.dtype == a.dtype and c.shape == (m, n)
+        want = (a64.T if ta else a64) @ (b64.T if tb else b64)
+        _close(c, want, dtype, k, f"{device}/{impl}/{dtype} {m}x{n}x{k} ta={ta} tb={tb}")
+
+
+@pytest.mark.parametrize("device,impl,dtype", impl_dtype_params("matmul", dtypes=_device_dtypes))
+def test_every_device_strided_batch_and_transposed_broadcast(device, impl, dtype):
+    """Every other matrix of a batch times a column-reversed view broadcast over it, a 2-D
+    operand transposed against a transposed batch, and an empty batch."""
+    g = rng(2)
+    a = to_device(g.standard_normal((5, 33, 20)), device, dtype)
+    b = to_device(g.standard_normal((1, 20, 45)), device, dtype)
+    a64, b64 = to_host64(a), to_host64(b)
+    what = f"{device}/{impl}/{dtype}"
+    c = pf.ops.matmul(a[::2], b[:, :, ::-1], impl=impl)
+    assert device_of(c) == device and c.dtype == a.dtype
+    _close(c, a64[::2] @ b64[:, :, ::-1], dtype, 20, f"strided batch {what}")
+    c2 = pf.ops.matmul(b[0], a, trans_a=True, trans_b=True, impl=impl)  # (45, 20) @ (5, 20, 33)
+    _close(c2, np.matmul(b64[0].T, np.swapaxes(a64, 1, 2)), dtype, 20, f"transposed broadcast {what}")
+    empty = pf.ops.matmul(to_device(np.zeros((0, 3, 4)), device, dtype), to_device(np.zeros((4, 5)), device, dtype),
+                          impl=impl)
+    assert device_of(empty) == device and empty.shape == (0, 3, 5)
+
+
+@pytest.mark.parametrize("device,impl,dtype", impl_dtype_params("linear", dtypes=_device_dtypes))
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_every_device_linear_and_backward(device, impl, dtype, with_bias):
+    g = rng(3)
+    x = to_device(g.standard_normal((3, 70, 96)), device, dtype)
+    w = to_device(g.standard_normal((288, 96)), device, dtype)
+    b = to_device(g.standard_normal(288), device, dtype) if with_bias else None
+    x64, w64 = to_host64(x), to_host64(w)
+    b64 = to_host64(b) if with_bias else 0.0
+    what = f"{device}/{impl}/{dtype}"
+    y = pf.ops.linear(x, w, b, impl=impl)
+    assert device_of(y) == device and y.dtype == x.dtype and y.shape == (3, 70, 288)
+    _close(y, x64 @ w64.T + b64, dtype, 96, f"linear {what}")
+    gy = to_device(g.standard_normal((3, 70, 288)), device, dtype)
+    gy64 = to_host64(gy)
+    dx, dw, db = pf.ops.linear_backward(gy, x, w, impl=impl)
+    assert all(device_of(t) == device and t.dtype == x.dtype for t in (dx, dw, db))
+    g2, x2 = gy64.reshape(-1, 288), x64.reshape(-1, 96)
+    _close(dx, gy64 @ w64, dtype, 288, f"dx {what}")
+    _close(dw, g2.T @ x2, dtype, 210, f"dw {what}")
+    _close(db, g2.sum(0), dtype, 210, f"db {what}")
+    # K = 0: bias only
+    bias = to_device(np.arange(3), device, dtype)
+    y0 = pf.ops.linear(to_device(np.zeros((4, 0)), device, dtype), to_device(np.zeros((3, 0)), device, dtype), bias,
+                       impl=impl)
+    assert device_of(y0) == device and y0.dtype == bias.dtype
+    np.testing.assert_array_equal(to_host64(y0), np.broadcast_to(np.arange(3.0), (4, 3)))
 
 
 def test_every_simd_path():
