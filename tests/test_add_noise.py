@@ -1,10 +1,12 @@
-"""pf.ops.add_noise / get_velocity: every impl against the float64 reference, diffusers where
-installed, per-sample timesteps, edge shapes and error inputs."""
+"""pf.ops.add_noise / get_velocity: every impl against the float64 reference, on every device too
+(the numba.cuda kernel with the CPU kernel's bits: marker ``gpu``), diffusers where installed,
+per-sample timesteps, edge shapes and error inputs."""
 import numpy as np
 import pytest
 
 import pixelforge as pf
-from opcheck import assert_close, built_impls, noncontig
+from opcheck import assert_close, built_impls, device_of, impl_dtype_params, noncontig, to_device
+from pixelforge._backend import to_host
 
 pf.ops.add_noise  # noqa: B018 - loads the module, which registers its impls
 SCHED = pf.schedules.NoiseSchedule()
@@ -39,6 +41,28 @@ def test_against_reference(op, impl, dtype, shape):
     if impl != "ref":
         ref = getattr(pf.ops, op)(x0, noise, ts, AC, impl="ref")
         assert_close(got, ref, dtype, f"{op} {impl} vs ref")
+
+
+def _kernel_dtypes(device, impl):
+    """float32 on every device (the GPU's one dtype for these ops) and float64 on the CPU, less
+    the CPU reference in float64 (the float64 reference itself)."""
+    return ["float32"] if device == "cuda" or impl == "ref" else ["float32", "float64"]
+
+
+@pytest.mark.parametrize("device,impl,dtype", impl_dtype_params("add_noise", dtypes=_kernel_dtypes))
+@pytest.mark.parametrize("op", OPS)
+def test_every_device_against_reference_and_cpu_bits(device, impl, dtype, op):
+    """(4, 3, 64, 65) at timesteps 0, 10, 500, 999 on ``device`` against the float64 closed form;
+    off the CPU the numba kernel also gives the CPU kernel's bits (coefficients rounded to 29
+    bits: every product is exact, so the GPU's fused multiply-adds cannot change a bit)."""
+    rng = np.random.default_rng(0)
+    x0, noise = _inputs((4, 3, 64, 65), dtype, rng)
+    ts = np.array([0, 10, 500, 999])
+    got = getattr(pf.ops, op)(to_device(x0, device), to_device(noise, device), ts, AC, impl=impl)
+    assert device_of(got) == device and got.shape == x0.shape and got.dtype == x0.dtype
+    assert_close(got, _closed_form(op, x0, noise, ts), dtype, f"{op} {device}/{impl}")
+    if device != "cpu" and impl == "numba":
+        np.testing.assert_array_equal(to_host(got), getattr(pf.ops, op)(x0, noise, ts, AC, impl="numba"))
 
 
 @pytest.mark.parametrize("op", OPS)

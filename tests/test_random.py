@@ -1,10 +1,12 @@
-"""pf.random: Philox4x32-10 known answers, stream layout, CPU impls against the NumPy reference
-(bitwise), Box–Muller accuracy, statistics, thread-count independence and error inputs."""
+"""pf.random: Philox4x32-10 known answers and draws on every device (the numba.cuda kernels too:
+marker ``gpu``), stream layout, CPU impls against the NumPy reference (bitwise), Box–Muller
+accuracy, statistics, thread-count independence and error inputs."""
 import numpy as np
 import pytest
 
 import pixelforge as pf
-from opcheck import built_impls, fast_impls
+from opcheck import built_impls, device_of, fast_impls, impl_params, to_device
+from pixelforge._backend import to_host
 from pixelforge.ops._ref import random as R
 
 pf.random  # noqa: B018 - loads the module, which registers its impls
@@ -18,17 +20,19 @@ KAT = [
 ]
 
 
-@pytest.mark.parametrize("impl", built_impls("philox4x32"))
-def test_philox_known_answers(impl):
-    ctr = np.array([k[0] for k in KAT], np.uint32)
-    key = np.array([k[1] for k in KAT], np.uint32)
+@pytest.mark.parametrize("device,impl", impl_params("philox4x32"))
+def test_philox_known_answers(device, impl):
+    ctr = to_device(np.array([k[0] for k in KAT], np.uint32), device)
+    key = to_device(np.array([k[1] for k in KAT], np.uint32), device)
     out = pf.random.philox4x32(ctr, key, impl=impl)
-    assert out.dtype == np.uint32 and out.shape == (3, 4)
-    np.testing.assert_array_equal(out, np.array([k[2] for k in KAT], np.uint32))
+    assert device_of(out) == device and out.dtype == np.uint32 and out.shape == (3, 4)
+    np.testing.assert_array_equal(to_host(out), np.array([k[2] for k in KAT], np.uint32))
     # one at a time, leading shape ()
     for c, k, want in KAT:
-        np.testing.assert_array_equal(pf.random.philox4x32(np.array(c, np.uint32), np.array(k, np.uint32),
-                                                           impl=impl), np.array(want, np.uint32))
+        one = pf.random.philox4x32(to_device(np.array(c, np.uint32), device), to_device(np.array(k, np.uint32), device),
+                                   impl=impl)
+        assert device_of(one) == device
+        np.testing.assert_array_equal(to_host(one), np.array(want, np.uint32))
 
 
 def test_philox_scalar_helper_known_answers():
@@ -77,6 +81,31 @@ def test_draws_match_reference_bitwise(fn, dtype, impl):
         want = f(shape, seed=seed, offset=offset, dtype=dtype, impl="ref")
         assert got.shape == want.shape == shape and got.dtype == np.dtype(dtype)
         np.testing.assert_array_equal(got, want, err_msg=f"{shape} offset {offset}")
+
+
+# Draws on every device but the reference itself (impl_params: the CPU's numba kernel; on the GPU
+# the numba.cuda kernel and the reference copied over, under the ``gpu`` marker) against the
+# NumPy reference's bits. 2^20 + 3 words (many blocks of the GPU's grid-stride launch) only on
+# the GPU: there the reference costs ~1 s a draw on the host, and on the CPU the golden digests
+# (test_sampling_golden.py, 2^18 + 3 words) and the tests above cover long streams.
+DRAWS = [((3, 333), 5), ((7,), 2 ** 40 + 1), ((0,), 0)]
+CUDA_DRAWS = [(((1 << 20) + 3,), 0)]
+
+
+def _not_the_reference(op):
+    return [p for p in impl_params(op) if tuple(p.values) != ("cpu", "ref")]
+
+
+@pytest.mark.parametrize("device,impl", _not_the_reference("randn"))
+@pytest.mark.parametrize("fn", ["rand", "randn"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_device_draws_the_reference_bits(device, impl, fn, dtype):
+    f = getattr(pf.random, fn)
+    for shape, offset in DRAWS + (CUDA_DRAWS if device == "cuda" else []):
+        got = f(shape, seed=1234567890123, offset=offset, dtype=dtype, device=device, impl=impl)
+        want = f(shape, seed=1234567890123, offset=offset, dtype=dtype, impl="ref")
+        assert device_of(got) == device and got.dtype == np.dtype(dtype) and got.shape == want.shape == shape
+        np.testing.assert_array_equal(to_host(got), want, err_msg=f"{device}/{impl} {shape} offset {offset}")
 
 
 @pytest.mark.parametrize("fn", ["rand", "randn"])

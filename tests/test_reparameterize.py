@@ -1,11 +1,13 @@
 """pf.ops.reparameterize / gaussian_kl and their backward passes: every impl against the float64
-reference, eps equal to pf.random.randn bit for bit, finite-difference and torch gradients,
+reference, on every device too (the numba.cuda kernels with the CPU kernels' bits: marker
+``gpu``), eps equal to pf.random.randn bit for bit, finite-difference and torch gradients,
 thread-count independence of the KL reduction, error inputs."""
 import numpy as np
 import pytest
 
 import pixelforge as pf
-from opcheck import assert_close, built_impls, finite_diff, noncontig
+from opcheck import assert_close, built_impls, device_of, finite_diff, impl_dtype_params, noncontig, to_device
+from pixelforge._backend import to_host
 
 pf.ops.reparameterize  # noqa: B018 - loads the module, which registers its impls
 SHAPES = [(3, 5, 7), (1, 1), (4, 1, 9, 2), (0, 3), (2,), (3, 4100)]
@@ -70,6 +72,50 @@ def test_gaussian_kl_backward(impl, dtype, shape):
     gb = g.astype(np.float64).reshape((-1,) + (1,) * (len(shape) - 1))
     assert_close(gmu, gb * mu, dtype, "grad_mu")
     assert_close(glv, gb * 0.5 * (np.exp(lv.astype(np.float64)) - 1), dtype, "grad_logvar")
+
+
+def _kernel_dtypes(device, impl):
+    """float32 on every device (the GPU's one dtype for these ops) and float64 on the CPU, less
+    the CPU reference in float64 (the float64 reference itself)."""
+    return ["float32"] if device == "cuda" or impl == "ref" else ["float32", "float64"]
+
+
+@pytest.mark.parametrize("device,impl,dtype", impl_dtype_params("reparameterize", dtypes=_kernel_dtypes))
+def test_every_device_against_reference_and_cpu_bits(device, impl, dtype):
+    """reparameterize, gaussian_kl and their backward passes on (2, 5000) on ``device``: eps is
+    pf.random.randn's bits, the rest against the float64 formulas (the tolerances above); off the
+    CPU the numba kernels also give the CPU kernels' bits (float32 exp is exp_det, the KL sums in
+    a fixed order)."""
+    rng = np.random.default_rng(1)
+    mu, lv = rng.standard_normal((2, 5000)).astype(dtype), rng.standard_normal((2, 5000)).astype(dtype)
+    g = rng.standard_normal((2, 5000)).astype(dtype)
+    gk = rng.standard_normal(2).astype(dtype)
+    mu_d, lv_d, g_d, gk_d = (to_device(a, device) for a in (mu, lv, g, gk))
+    m64, v64, g64, gk64 = (a.astype(np.float64) for a in (mu, lv, g, gk))
+    what = f"{device}/{impl}/{dtype}"
+    z, eps = pf.ops.reparameterize(mu_d, lv_d, seed=3, offset=1, impl=impl)
+    assert all(device_of(a) == device and a.dtype == mu.dtype and a.shape == mu.shape for a in (z, eps))
+    np.testing.assert_array_equal(to_host(eps), pf.random.randn(mu.shape, seed=3, offset=1, dtype=dtype))
+    eps64 = to_host(eps).astype(np.float64)
+    assert_close(z, m64 + np.exp(0.5 * v64) * eps64, dtype, f"z {what}")
+    gmu, glv = pf.ops.reparameterize_backward(g_d, eps, lv_d, impl=impl)
+    assert device_of(glv) == device and glv.dtype == mu.dtype
+    assert_close(gmu, g64, dtype, f"reparameterize grad_mu {what}")
+    assert_close(glv, 0.5 * g64 * eps64 * np.exp(0.5 * v64), dtype, f"reparameterize grad_logvar {what}")
+    kl = pf.ops.gaussian_kl(mu_d, lv_d, impl=impl)
+    assert device_of(kl) == device and kl.dtype == mu.dtype and kl.shape == (2,)
+    assert_close(kl, 0.5 * (m64 ** 2 + np.exp(v64) - 1 - v64).sum(axis=1), dtype, f"kl {what}", scale=50)
+    kmu, klv = pf.ops.gaussian_kl_backward(gk_d, mu_d, lv_d, impl=impl)
+    assert device_of(klv) == device and klv.dtype == mu.dtype
+    assert_close(kmu, gk64[:, None] * m64, dtype, f"kl grad_mu {what}")
+    assert_close(klv, gk64[:, None] * 0.5 * (np.exp(v64) - 1), dtype, f"kl grad_logvar {what}")
+    if device != "cpu" and impl == "numba":
+        zc, ec = pf.ops.reparameterize(mu, lv, seed=3, offset=1, impl="numba")
+        cpu = [zc, ec, pf.ops.reparameterize_backward(g, ec, lv, impl="numba")[1],
+               pf.ops.gaussian_kl(mu, lv, impl="numba"), *pf.ops.gaussian_kl_backward(gk, mu, lv, impl="numba")]
+        for name, a, b in zip(("z", "eps", "reparameterize grad_logvar", "kl", "kl grad_mu", "kl grad_logvar"),
+                              (z, eps, glv, kl, kmu, klv), cpu):
+            np.testing.assert_array_equal(to_host(a), b, err_msg=f"{name}: the CPU kernel's bits")
 
 
 @pytest.mark.parametrize("impl", built_impls("gaussian_kl"))

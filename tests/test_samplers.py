@@ -1,11 +1,13 @@
 """pf.samplers.DDPMSampler / DDIMSampler: timesteps, every impl against the float64 reference,
-the diffusers schedulers' step (float64: exact formulas; float32: default configs), noise drawn
-in the kernel equal to noise passed in, edge shapes and error inputs."""
+on every device too (the numba.cuda kernel with the CPU kernel's bits: marker ``gpu``), the
+diffusers schedulers' step (float64: exact formulas; float32: default configs), noise drawn in
+the kernel equal to noise passed in, edge shapes and error inputs."""
 import numpy as np
 import pytest
 
 import pixelforge as pf
-from opcheck import TOL, assert_close, built_impls, noncontig
+from opcheck import TOL, assert_close, built_impls, device_of, impl_dtype_params, noncontig, to_device
+from pixelforge._backend import to_host
 
 pf.samplers  # noqa: B018 - loads the module, which registers its impls
 SCHED = pf.schedules.NoiseSchedule()
@@ -53,6 +55,41 @@ def test_step_against_reference(kind, eta, pred, dtype, impl):
         rtol, atol = TOL[dtype]
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * (10 if pred == "epsilon" else 1),
                                    err_msg=f"{kind} {pred} t={t}")
+
+
+def _kernel_dtypes(device, impl):
+    """float32 on every device (the GPU's one dtype for the steps) and float64 on the CPU, less
+    the CPU reference in float64 (the float64 reference itself)."""
+    return ["float32"] if device == "cuda" or impl == "ref" else ["float32", "float64"]
+
+
+@pytest.mark.parametrize("device,impl,dtype", impl_dtype_params("sampler_step", dtypes=_kernel_dtypes))
+@pytest.mark.parametrize("kind", ["ddpm", "ddim"])
+def test_every_device_steps_against_reference_and_cpu_bits(device, impl, dtype, kind):
+    """DDPM (epsilon, clipped) and DDIM (eta 0.7, v_prediction) from t = 980, 400 and 0 on
+    (4, 3, 64, 65) on ``device``, with noise drawn in the kernel (seed=5, offset=3) and passed in:
+    against the float64 reference (at test_step_against_reference's tolerances); off the CPU
+    the numba kernel also gives the CPU kernel's bits."""
+    rng = np.random.default_rng(0)
+    sample, noise, model = (rng.standard_normal((4, 3, 64, 65)).astype(dtype) for _ in range(3))
+    pred = "epsilon" if kind == "ddpm" else "v_prediction"
+    smp = _make(kind, pred, eta=0.7)
+    seeded = pf.random.randn(sample.shape, seed=5, offset=3, dtype=dtype)  # what seed=5, offset=3 draws
+    rtol, atol = TOL[dtype]
+    atol *= 10 if pred == "epsilon" else 1
+    s_d, n_d, m_d = (to_device(a, device) for a in (sample, noise, model))
+    for t in (980, 400, 0):
+        for how, kw, host_kw, used in (("seed", dict(seed=5, offset=3), dict(seed=5, offset=3), seeded),
+                                       ("noise", dict(noise=n_d), dict(noise=noise), noise)):
+            got = smp.step(m_d, t, s_d, impl=impl, **kw)
+            assert device_of(got) == device and got.shape == sample.shape and got.dtype == sample.dtype
+            want = smp.step(model.astype(np.float64), t, sample.astype(np.float64), noise=used.astype(np.float64),
+                            impl="ref")
+            what = f"{kind} {device}/{impl}/{dtype} t={t} {how}"
+            np.testing.assert_allclose(to_host(got), want, rtol=rtol, atol=atol, err_msg=what)
+            if device != "cpu" and impl == "numba":
+                np.testing.assert_array_equal(to_host(got), smp.step(model, t, sample, impl="numba", **host_kw),
+                                              err_msg=what)
 
 
 def _diffusers(kind, pred, eta=0.0, float64=False):

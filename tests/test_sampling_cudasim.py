@@ -6,7 +6,8 @@ configurations (grid-stride loops included). Small sizes: the simulator runs Pyt
 
 The simulator proves the GPU kernels' logic and indexing; bitwise agreement on a real GPU rests on
 the exact-product construction documented in ops/_numba/philox.py and sampling.py, checked on
-hardware by tests/gpu/test_sampling_gpu.py.
+hardware by the ``gpu`` params of test_random.py, test_add_noise.py, test_samplers.py and
+test_reparameterize.py (and tests/gpu/test_sampling_gpu.py's launch configurations).
 """
 import numpy as np
 import pytest
