@@ -35,19 +35,16 @@ def _cmd_info(args) -> int:
     return 0
 
 
-def _load_data(spec, image_shape):
-    return data.load_images(spec, image_shape)
-
-
 def _cmd_train(args) -> int:
-    shape = tuple(args.image_shape)
-    x, y = _load_data(args.data, shape)
+    x, y = data.load_data(args.data, None if args.image_shape is None else tuple(args.image_shape))
+    shape = tuple(x.shape[1:])
     num_classes = None
     if args.conditional:
         if y is None:
             print("--conditional needs labels in the data", file=sys.stderr)
             return 2
-        num_classes = int(max(10, y.max() + 1)) if args.data == "digits" else int(y.max() + 1)
+        named = args.data in data.CLASSES
+        num_classes = len(data.CLASSES[args.data]) if named else int(y.max() + 1)
     config = json.loads(args.config) if args.config else {}
     model = models.create(args.family, shape, num_classes, device=args.device, **config)
     hist = model.fit(x, y if num_classes else None, steps=args.steps, seed=args.seed, progress=not args.quiet)
@@ -176,12 +173,14 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("train", help="train a generator family")
     p.add_argument("family", choices=["gan", "vae", "transformer", "diffusion"])
-    p.add_argument("--data", default="digits", help="digits, or a folder of images / IDX file / .npz")
+    p.add_argument("--data", default="digits",
+                   help="digits | fashion-mnist | emoji, or a folder of images / IDX file / .npz")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the family's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditional", action="store_true", help="class-conditional on the data's labels")
-    p.add_argument("--image-shape", type=int, nargs=3, default=(1, 8, 8), metavar=("C", "H", "W"))
+    p.add_argument("--image-shape", type=int, nargs=3, default=None, metavar=("C", "H", "W"),
+                   help="resize the data to this shape (default: the named set's own, 1 8 8 for a path)")
     p.add_argument("--config", default=None, help="JSON dict of family config overrides")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",

@@ -23,13 +23,15 @@ import time
 
 import numpy as np
 
+from .._cache import cache_dir
+
 CONFIDENCE = 0.7
 _VERSION = 3
 _model = None
 
 
 def _cache_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("PIXELFORGE_CACHE", pathlib.Path.home() / ".cache" / "pixelforge"))
+    return cache_dir()
 
 
 def _digits():

@@ -1,14 +1,26 @@
-"""Datasets. ``load_digits``: scikit-learn's bundled 8x8 handwritten digits (no network)."""
+"""Datasets, none downloaded at run time: ``load_digits`` (scikit-learn's bundled 8x8 digits),
+``load_fashion_mnist`` (the IDX files, e.g. Debian's dataset-fashion-mnist), ``load_emoji``
+(Noto Color Emoji rendered with Pillow), ``load_images`` (a user's folder / IDX / .npz), and
+``load_data`` (any of them by name, at the data's own shape unless one is given)."""
 from __future__ import annotations
 
-import gzip
 import os
 import pathlib
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["load_digits", "load_images", "batches"]
+from ._idx import read_idx
+from .emoji import load_emoji
+from .fashion_mnist import CLASSES as _FASHION_CLASSES
+from .fashion_mnist import load_fashion_mnist
+
+__all__ = ["load_digits", "load_fashion_mnist", "load_emoji", "load_images", "load_data", "batches", "CLASSES"]
+
+# class names per named dataset, index = label
+CLASSES = {"digits": tuple(str(i) for i in range(10)), "fashion-mnist": _FASHION_CLASSES}
+# the shape each named dataset has
+NATIVE_SHAPES = {"digits": (1, 8, 8), "fashion-mnist": (1, 28, 28), "emoji": (3, 32, 32)}
 
 
 def load_digits():
@@ -76,25 +88,6 @@ def _as_nhwc(a, name):
     return np.clip(a, 0.0, 1.0)
 
 
-def _read_idx(path):
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"path: {path} is not an IDX file")
-    code, ndim = data[2], data[3]
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    if code not in dtypes or ndim < 1:
-        raise ValueError(f"path: {path} has an unknown IDX type code {code:#x}")
-    if len(data) < 4 + 4 * ndim:
-        raise ValueError(f"path: {path} is truncated (header of {ndim} dims)")
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    body = np.frombuffer(data, dtype=dtypes[code], offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise ValueError(f"path: {path} is truncated ({body.size} values for shape {shape})")
-    return body.reshape(shape)
-
-
 def load_images(path, image_shape=(1, 8, 8)):
     """A user's images, resized and scaled to ``image_shape`` (C, H, W):
     ``(images float32 (N, C, H, W) in [0, 1], labels int64 (N,) or None)``.
@@ -134,14 +127,33 @@ def load_images(path, image_shape=(1, 8, 8)):
             if "labels" in f:
                 labels = np.asarray(f["labels"]).astype(np.int64).reshape(-1)
     elif "idx" in name or name.endswith(("-ubyte", "-ubyte.gz")):
-        a = _as_nhwc(_read_idx(p), "images")
+        a = _as_nhwc(read_idx(p), "images")
         for cand in (p.with_name(p.name.replace("images-idx3", "labels-idx1")),
                      p.with_name(p.name.replace("images.idx3", "labels.idx1"))):
             if cand != p and cand.exists():
-                labels = _read_idx(cand).astype(np.int64).reshape(-1)
+                labels = read_idx(cand).astype(np.int64).reshape(-1)
                 break
     else:
         raise ValueError(f"path: {p} is neither a folder of images, an .npz nor an IDX file")
     if labels is not None and len(labels) != len(a):
         raise ValueError(f"labels: {len(labels)} labels for {len(a)} images in {p}")
     return _resize(a, shape), labels
+
+
+def load_data(spec, image_shape=None):
+    """``(images float32 (N, C, H, W), labels int64 or None)`` for the CLI's ``--data``: "digits",
+    "fashion-mnist" (the training split), "emoji" (no labels), or a path (:func:`load_images`).
+    image_shape: resize to (C, H, W); default: the named set's own shape ((1, 8, 8) for a path)."""
+    if isinstance(spec, str) and spec in NATIVE_SHAPES:
+        native = NATIVE_SHAPES[spec]
+        shape = native if image_shape is None else tuple(int(s) for s in image_shape)
+        if spec == "digits":
+            x, y = load_digits()
+        elif spec == "fashion-mnist":
+            x, y = load_fashion_mnist("train")
+        else:
+            x, y = load_emoji(native[1])[0], None
+        if shape != native:
+            x = _resize(x.transpose(0, 2, 3, 1), shape)
+        return x, y
+    return load_images(spec, (1, 8, 8) if image_shape is None else image_shape)
