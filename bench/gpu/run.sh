@@ -13,7 +13,7 @@
 #                        missing/failing, or pf.info()['cuda']['devices'] == 0): prints "no GPU
 #                        visible: the build succeeded; stopping before the GPU stages" and
 #                        exits 2 (the dry run on a machine without one).
-#   2 tests-fast (120 s) tests/gpu smoke, -x, CUDA_LAUNCH_BLOCKING=1 PIXELFORGE_CUDA_SYNC=1
+#   2 tests-fast (120 s) tests/gpu + the op files' gpu float32 params, -x, CUDA_LAUNCH_BLOCKING=1 PIXELFORGE_CUDA_SYNC=1
 #   3 compute-sanitizer (90 s) memcheck on bias_act + matmul tests, racecheck on a small
 #                        attention/conv-transpose subset (CuPy pools off); skipped if not found
 #   4 bench  (150 s)     bench/gpu/bench_gpu.py --json bench_gpu.json (rows saved as they come)
@@ -191,9 +191,14 @@ with open(sys.argv[1], "w") as f:
 EOF
 }
 
+# the per-op files hold the GPU value tests since they run once per device (marker gpu)
+OP_TESTS="tests/test_conv2d.py tests/test_attention.py tests/test_matmul.py tests/test_bias_act.py
+  tests/test_random.py tests/test_add_noise.py tests/test_samplers.py tests/test_reparameterize.py"
+
 stage_tests_fast() {
-  CUDA_LAUNCH_BLOCKING=1 PIXELFORGE_CUDA_SYNC=1 "$PY" -m pytest -q -x -p no:cacheprovider -rs tests/gpu -m gpu \
-    -k "not low_precision and not against_ref"
+  # shellcheck disable=SC2086
+  CUDA_LAUNCH_BLOCKING=1 PIXELFORGE_CUDA_SYNC=1 "$PY" -m pytest -q -x -p no:cacheprovider -rs tests/gpu $OP_TESTS \
+    -m gpu -k "not low_precision and not float16 and not bfloat16"
 }
 
 stage_sanitizer() {
@@ -201,11 +206,12 @@ stage_sanitizer() {
   echo "--- memcheck (limit ${t1}s): bias_act and matmul tests"
   timeout -k 5 "$t1" "$SANITIZER_BIN" --tool memcheck --error-exitcode 1 \
     "$PY" bench/gpu/pytest_nopool.py -q -x -p no:cacheprovider tests/gpu/test_bias_act_gpu.py \
-    tests/gpu/test_matmul_gpu.py -k "not low_precision" || { rc=$?; echo "memcheck: exit $rc"; }
+    tests/gpu/test_matmul_gpu.py tests/test_matmul.py tests/test_bias_act.py -m gpu \
+    -k "not low_precision and not float16 and not bfloat16" || { rc=$?; echo "memcheck: exit $rc"; }
   echo "--- racecheck: attention empty/decode + GQA, conv_transpose2d"
   "$SANITIZER_BIN" --tool racecheck --error-exitcode 1 \
     "$PY" bench/gpu/pytest_nopool.py -q -x -p no:cacheprovider tests/gpu/test_attention_gpu.py \
-    tests/gpu/test_conv2d_gpu.py -k "empty_and_decode or gqa or transpose" || { rc=$?; echo "racecheck: exit $rc"; }
+    tests/test_conv2d.py -m gpu -k "empty_and_decode or gqa or transpose" || { rc=$?; echo "racecheck: exit $rc"; }
   return "$rc"
 }
 
@@ -216,9 +222,10 @@ stage_bench() {
 }
 
 stage_tests_full() {
-  CUDA_LAUNCH_BLOCKING=1 "$PY" -m pytest -q -p no:cacheprovider tests/gpu tests -m gpu -rs
+  CUDA_LAUNCH_BLOCKING=1 "$PY" -m pytest -q -p no:cacheprovider tests -m gpu -rs
 }
 
+export OP_TESTS
 export -f stage_check stage_build stage_info stage_tests_fast stage_sanitizer stage_bench stage_tests_full
 export PY OUTDIR NPROC
 
