@@ -514,20 +514,27 @@ def test_stride1_vector_rows_against_ref(impl, seed):
             continue
         groups = int(g.choice([1, 1, 2]))
         C, K, N = groups * int(g.integers(1, 12)), groups * int(g.integers(1, 20)), int(g.integers(1, 4))
-        kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
-        x64 = g.standard_normal((N, C, H, W))
-        w64 = g.standard_normal((K, C // groups, R, S))
-        b64 = g.standard_normal(K)
-        want = OPS.conv2d(x64, w64, b64, **kw, impl="ref")
-        gy = g.standard_normal(want.shape)
-        refs = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref")
-        x, w, b = noncontig(x64.astype(np.float32)), w64.astype(np.float32), b64.astype(np.float32)
-        cfg = f"N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}"
-        assert_close(OPS.conv2d(x, w, b, **kw, impl=impl), want, "float32", cfg, scale=_scale(C // groups * R * S))
-        dx, dw, db = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), x, w, **kw, impl=impl)
-        assert_close(dx, refs[0], "float32", "dx " + cfg, scale=_scale(K * R * S))
-        assert_close(dw, refs[1], "float32", "dw " + cfg, scale=_scale(N * want.shape[2] * want.shape[3]))
-        assert_close(db, refs[2], "float32", "db " + cfg, scale=_scale(N * want.shape[2] * want.shape[3]))
+        _check_stride1_passes(impl, g, N, C, K, H, W, R, S, dict(stride=1, padding=pad, dilation=dil, groups=groups))
+
+
+def _check_stride1_passes(impl, g, N, C, K, H, W, R, S, kw):
+    """Forward, dx, dw, db of one geometry from non-contiguous float32 inputs against float64;
+    the output shape for the caller's own checks."""
+    x64 = g.standard_normal((N, C, H, W))
+    w64 = g.standard_normal((K, C // kw["groups"], R, S))
+    b64 = g.standard_normal(K)
+    want = OPS.conv2d(x64, w64, b64, **kw, impl="ref")
+    gy = g.standard_normal(want.shape)
+    refs = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref")
+    x, w, b = noncontig(x64.astype(np.float32)), w64.astype(np.float32), b64.astype(np.float32)
+    cfg = f"N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}"
+    assert_close(OPS.conv2d(x, w, b, **kw, impl=impl), want, "float32", cfg, scale=_scale(C // kw["groups"] * R * S))
+    dx, dw, db = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), x, w, **kw, impl=impl)
+    pixels = N * want.shape[2] * want.shape[3]
+    assert_close(dx, refs[0], "float32", "dx " + cfg, scale=_scale(K * R * S))
+    assert_close(dw, refs[1], "float32", "dw " + cfg, scale=_scale(pixels))
+    assert_close(db, refs[2], "float32", "db " + cfg, scale=_scale(pixels))
+    return want.shape
 
 
 @pytest.mark.parametrize("impl", FAST)
@@ -556,20 +563,7 @@ def test_stride1_narrow_rows_against_ref(impl, seed):
         C, K = groups * int(g.choice([1, 5, 11, 24])), groups * int(g.choice([1, 7, 19, 40]))
         N = int(g.integers(1, 4))
         kw = dict(stride=1, padding=pad, dilation=dil, groups=groups)
-        x64 = g.standard_normal((N, C, H, W))
-        w64 = g.standard_normal((K, C // groups, R, S))
-        b64 = g.standard_normal(K)
-        want = OPS.conv2d(x64, w64, b64, **kw, impl="ref")
-        assert want.shape[2:] == (P, W)
-        gy = g.standard_normal(want.shape)
-        refs = OPS.conv2d_backward(gy, x64, w64, **kw, impl="ref")
-        x, w, b = noncontig(x64.astype(np.float32)), w64.astype(np.float32), b64.astype(np.float32)
-        cfg = f"N={N} C={C} K={K} {H}x{W} k{R}x{S} {kw}"
-        assert_close(OPS.conv2d(x, w, b, **kw, impl=impl), want, "float32", cfg, scale=_scale(C // groups * R * S))
-        dx, dw, db = OPS.conv2d_backward(noncontig(gy.astype(np.float32)), x, w, **kw, impl=impl)
-        assert_close(dx, refs[0], "float32", "dx " + cfg, scale=_scale(K * R * S))
-        assert_close(dw, refs[1], "float32", "dw " + cfg, scale=_scale(N * P * W))
-        assert_close(db, refs[2], "float32", "db " + cfg, scale=_scale(N * P * W))
+        assert _check_stride1_passes(impl, g, N, C, K, H, W, R, S, kw)[2:] == (P, W)
 
 
 def _check_stride1_weight_gradient(impl, g, N, C, K, H, W, R, S, dil, pad, groups):

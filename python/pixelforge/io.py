@@ -171,20 +171,24 @@ def load_metadata(path) -> dict:
     return meta
 
 
+def _scaled(images, name, scale):
+    """Images (N, 1|3, H, W) as host float32, each pixel repeated scale x scale."""
+    if isinstance(images, Tensor):
+        images = images.numpy()
+    a = np.asarray(_backend.to_host(images), dtype=np.float32)
+    if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[0] == 0:
+        raise ValueError(f"{name}: expected (N, 1|3, H, W) with N >= 1, got shape {a.shape}")
+    scale = integer(scale, "scale", min_value=1, wrong_type=ValueError)
+    return np.kron(a, np.ones((1, 1, scale, scale), np.float32)) if scale > 1 else a
+
+
 def save_image_grid(images, path, nrow=None, padding=1, scale=1) -> None:
     """Tile images (N, C, H, W) with values in [0, 1] (C = 1 or 3) into one PNG at ``path``.
 
     nrow: images per row (default ceil(sqrt(N))); scale: each pixel drawn scale x scale (small
     images stay visible). Written atomically.
     """
-    if isinstance(images, Tensor):
-        images = images.numpy()
-    a = np.asarray(_backend.to_host(images), dtype=np.float32)
-    if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[0] == 0:
-        raise ValueError(f"images: expected (N, 1|3, H, W) with N >= 1, got shape {a.shape}")
-    scale = integer(scale, "scale", min_value=1, wrong_type=ValueError)
-    if scale > 1:
-        a = np.kron(a, np.ones((1, 1, scale, scale), np.float32))
+    a = _scaled(images, "images", scale)
     n, c, h, w = a.shape
     nrow = int(nrow) if nrow else int(np.ceil(np.sqrt(n)))
     if nrow < 1:
@@ -248,13 +252,7 @@ def load_mask(path, image_shape):
 
 def save_gif(frames, path, scale=1, duration_ms=120) -> None:
     """Frames (N, C, H, W) in [0, 1] (C = 1 or 3) as a looping animated GIF, written atomically."""
-    a = np.asarray(_backend.to_host(frames), dtype=np.float32)
-    if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[0] == 0:
-        raise ValueError(f"frames: expected (N, 1|3, H, W) with N >= 1, got shape {a.shape}")
-    scale = integer(scale, "scale", min_value=1, wrong_type=ValueError)
-    if scale > 1:
-        a = np.kron(a, np.ones((1, 1, scale, scale), np.float32))
-    img = (np.clip(np.nan_to_num(a), 0, 1) * 255 + 0.5).astype(np.uint8)
+    img = (np.clip(np.nan_to_num(_scaled(frames, "frames", scale)), 0, 1) * 255 + 0.5).astype(np.uint8)
     pils = [Image.fromarray(f[0], "L") if f.shape[0] == 1 else Image.fromarray(f.transpose(1, 2, 0), "RGB")
             for f in img]
     buf = _io.BytesIO()
