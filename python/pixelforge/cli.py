@@ -47,8 +47,15 @@ def _cmd_train(args) -> int:
         num_classes = len(data.CLASSES[args.data]) if named else int(y.max() + 1)
     config = json.loads(args.config) if args.config else {}
     model = models.create(args.family, shape, num_classes, device=args.device, **config)
-    hist = model.fit(x, y if num_classes else None, steps=args.steps, seed=args.seed, progress=not args.quiet)
     out = pathlib.Path(args.out)
+    ckpt_dir = out / "checkpoints"
+    try:
+        hist = model.fit(x, y if num_classes else None, steps=args.steps, seed=args.seed, progress=not args.quiet,
+                         checkpoint_dir=ckpt_dir, checkpoint_every=args.checkpoint_every, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: checkpoint in {ckpt_dir}; continue with the same command and --resume",
+              file=sys.stderr)
+        return 130
     model.save(out)
     pfio.save_loss_plot(hist, out / "loss.png")
     samples = model.sample(64, seed=args.seed)
@@ -183,6 +190,10 @@ def main(argv=None) -> int:
                    help="resize the data to this shape (default: the named set's own, 1 8 8 for a path)")
     p.add_argument("--config", default=None, help="JSON dict of family config overrides")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="write OUT/checkpoints/ckpt-STEP every N steps (also at the end and on Ctrl-C)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest intact checkpoint in OUT/checkpoints (same arguments)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="train on the CPU (NumPy) or an NVIDIA GPU (CuPy)")
     p.set_defaults(fn=_cmd_train)
