@@ -143,9 +143,8 @@ def _cmd_edit(args) -> int:
 
 def _cmd_interpolate(args) -> int:
     model = models.load(args.run, device=args.device)
-    labels = None if args.label is None else args.label
     kw = {} if args.steps is None else {"steps": args.steps}
-    frames = model.interpolate(args.seeds[0], args.seeds[1], args.frames, labels=labels, **kw)
+    frames = model.interpolate(args.seeds[0], args.seeds[1], args.frames, labels=args.label, **kw)
     if str(args.out).lower().endswith(".gif"):
         pfio.save_gif(frames, args.out, scale=args.scale)
     else:

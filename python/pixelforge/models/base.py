@@ -29,7 +29,7 @@ from .. import _backend
 from .. import io as pfio
 from .. import random as pfrandom
 from ..nn import init as nn_init
-from .._validate import integer
+from .._validate import integer, real_number
 from ..tensor import no_grad
 from . import checkpoint
 
@@ -145,6 +145,22 @@ class GenerativeModel:
         if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
             raise ValueError("images: values must be finite and in [0, 1]")
         return x
+
+    def _check_callback(self, callback):
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback: expected a callable fn(step, total, preview), got {type(callback).__name__}")
+
+    def _check_strength(self, strength):
+        """An editing strength as a float in [0, 1]."""
+        s = real_number(strength, "strength")
+        if not 0.0 <= s <= 1.0:
+            raise ValueError(f"strength: must lie in [0, 1], got {strength}")
+        return s
+
+    @staticmethod
+    def _host_images(images):
+        """Images on any device as host float32 clipped to [0, 1] (what the public methods return)."""
+        return np.clip(np.asarray(_backend.to_host(images), np.float32), 0.0, 1.0)
 
     def _check_labels(self, labels, n, required):
         if labels is None:
@@ -338,8 +354,7 @@ class GenerativeModel:
         early and ``sample`` returns that preview.
         """
         n = integer(n, "n", min_value=0, wrong_type=ValueError)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback: expected a callable fn(step, total, preview), got {type(callback).__name__}")
+        self._check_callback(callback)
         y = self._check_labels(labels, n, required=False)
         if y is None and self.conditional:
             y = np.arange(n, dtype=np.int64) % self.num_classes
@@ -349,8 +364,7 @@ class GenerativeModel:
         if callback is not None and self.STEPWISE_CALLBACK:
             kw["callback"] = callback
         with self._inference():
-            out = self._sample(n, y, rng, **kw)
-        out = np.clip(np.asarray(_backend.to_host(out), np.float32), 0.0, 1.0)
+            out = self._host_images(self._sample(n, y, rng, **kw))
         if callback is not None and not self.STEPWISE_CALLBACK:
             callback(1, 1, out)
         return out
@@ -383,8 +397,7 @@ class GenerativeModel:
         z = slerp(za, zb, ts)
         ys = None if y is None else np.full(n, y[0])
         with self._inference():
-            out = self._from_latent(z, ys, **kw)
-        return np.clip(np.asarray(_backend.to_host(out), np.float32), 0.0, 1.0)
+            return self._host_images(self._from_latent(z, ys, **kw))
 
     def state_dict(self) -> dict:
         out = {}

@@ -62,7 +62,7 @@ def save(model, folder, *, step, plan, rng, history):
             "config": model.config, "step": int(step), "plan": plan, "optimizers": opt_meta,
             "rng": rng.bit_generator.state, "history": history, "extra": model._checkpoint_extra()}
     path = folder / f"ckpt-{int(step):08d}.safetensors"
-    pfio.save(tensors, os.fspath(path), metadata={"checkpoint": json.dumps(meta, default=_json)})
+    pfio.save(tensors, os.fspath(path), metadata={"checkpoint": json.dumps(meta, default=pfio._json_default)})
     pfio.atomic_write(path.with_suffix(".sha256"), _digest(path).encode())
     for old in _listed(folder)[KEEP:]:
         for p in (old, old.with_suffix(".sha256")):
@@ -71,16 +71,6 @@ def save(model, folder, *, step, plan, rng, history):
             except OSError:
                 pass
     return path
-
-
-def _json(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 def _listed(folder):
@@ -121,7 +111,7 @@ def restore(model, tensors, meta):
                       ("num_classes", model.num_classes)):
         if meta[key] != want:
             raise ValueError(f"resume: the checkpoint is for {key} {meta[key]!r}, this model has {want!r}")
-    ours = json.loads(json.dumps(model.config, default=_json))
+    ours = json.loads(json.dumps(model.config, default=pfio._json_default))
     diff = sorted(k for k in set(ours) | set(meta["config"]) if ours.get(k) != meta["config"].get(k))
     if diff:
         raise ValueError(f"resume: the checkpoint's model config differs in {diff}; create the model with the "

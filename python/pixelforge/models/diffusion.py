@@ -176,8 +176,9 @@ class Diffusion(DiffusionEditing, GenerativeModel):
             self.ema_unet.train()
         return np.asarray(_backend.to_host(out), np.float32)
 
-    def _sample(self, n, labels, rng, steps=None, guidance_scale=None, sampler=None, batch=256, init_noise=None,
-                callback=None, eta=None, clip_sample=None):
+    def _sampling(self, steps, guidance_scale, sampler, clip_sample=None, eta=None):
+        """(sampler with its timesteps set, steps, guidance scale) from a call's arguments and
+        the config: what ``sample`` and the edits share."""
         c = self.config
         steps = integer(c["sample_steps"] if steps is None else steps, "steps", min_value=1, wrong_type=ValueError)
         w = float(c["guidance_scale"] if guidance_scale is None else guidance_scale)
@@ -186,12 +187,19 @@ class Diffusion(DiffusionEditing, GenerativeModel):
             raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {kind!r}")
         if w != 1.0 and not self.conditional:
             raise ValueError("guidance_scale: classifier-free guidance needs a conditional model")
+        # guidance above 1 with clipping wrecks samples (measured): clip only without guidance
+        clip = bool(c["clip_sample"] if clip_sample is None else clip_sample) and w == 1.0
+        smp = self._sampler(kind, clip, eta)
+        smp.set_timesteps(steps)
+        return smp, steps, w
+
+    def _sample(self, n, labels, rng, steps=None, guidance_scale=None, sampler=None, batch=256, init_noise=None,
+                callback=None, eta=None, clip_sample=None):
+        smp, steps, w = self._sampling(steps, guidance_scale, sampler, clip_sample, eta)
         if init_noise is not None:
             init_noise = np.asarray(_backend.to_host(init_noise), np.float32)
             if init_noise.shape != (n, *self.image_shape):
                 raise ValueError(f"init_noise: expected shape {(n, *self.image_shape)}, got {init_noise.shape}")
-        # guidance above 1 with clipping wrecks samples (measured): clip only without guidance
-        clip = bool(c["clip_sample"] if clip_sample is None else clip_sample) and w == 1.0
         seed = int(rng.integers(0, 2 ** 62))
         if callback is not None:
             batch = n  # one batch: one preview per step for all n images
@@ -199,8 +207,6 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         outs = []
         for start in range(0, n, batch):
             m = min(batch, n - start)
-            smp = self._sampler(kind, clip, eta)
-            smp.set_timesteps(steps)
             if init_noise is None:
                 x = pfrandom.randn((m, *self.image_shape), seed=seed, offset=start * int(np.prod(self.image_shape)),
                                    device=self.device)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _backend, ops
 from .. import random as pfrandom
-from .._validate import integer, real_number
+from .._validate import integer
 
 MASK_VALUES = "0 (keep) or 1 (repaint)"
 
@@ -51,34 +51,21 @@ class DiffusionEditing:
 
     # ------------------------------------------------------------------ checks
     def _edit_setup(self, images, labels, steps, guidance_scale, sampler, seed):
-        c = self.config
         x = self._check_images(images)
         n = len(x)
         y = self._check_labels(labels, n, required=False)
         if self.conditional and y is None:
             y = np.full(n, self.num_classes)   # no label: the unconditional ("null") class
-        steps = integer(c["sample_steps"] if steps is None else steps, "steps", min_value=1, wrong_type=ValueError)
-        w = float(c["guidance_scale"] if guidance_scale is None else guidance_scale)
-        if w != 1.0 and not self.conditional:
-            raise ValueError("guidance_scale: classifier-free guidance needs a conditional model")
-        kind = c["sampler"] if sampler is None else sampler
-        if kind not in ("ddim", "ddpm"):
-            raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {kind!r}")
-        smp = self._sampler(kind, bool(c["clip_sample"]) and w == 1.0)
-        smp.set_timesteps(steps)
+        smp, steps, w = self._sampling(steps, guidance_scale, sampler)
         # the seed sample() derives from the same user seed: the same noise streams
         s = int(np.random.default_rng(seed).integers(0, 2 ** 62))
         return x, y, steps, w, smp, s
-
-    def _check_callback(self, callback):
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback: expected a callable fn(step, total, preview), got {type(callback).__name__}")
 
     def _model_space(self, x):
         return self._dev(x) * 2 - 1
 
     def _to_images(self, x):
-        return np.clip(np.asarray(_backend.to_host((x + 1) / 2), np.float32), 0.0, 1.0)
+        return self._host_images((x + 1) / 2)
 
     # ------------------------------------------------------------------ img2img
     def img2img(self, images, strength=0.6, *, seed=0, labels=None, steps=None, guidance_scale=None,
@@ -88,9 +75,7 @@ class DiffusionEditing:
         steps. strength 0 returns the images unchanged; strength 1 is ``sample`` (same seed,
         same images). Conditional models take ``labels`` (default: no label). callback as in
         ``sample``. A float32 NumPy array (N, C, H, W) in [0, 1]."""
-        s = real_number(strength, "strength")
-        if not 0.0 <= s <= 1.0:
-            raise ValueError(f"strength: must lie in [0, 1], got {strength}")
+        s = self._check_strength(strength)
         self._check_callback(callback)
         x, y, steps, w, smp, sd = self._edit_setup(images, labels, steps, guidance_scale, sampler, seed)
         n_run = int(steps * s)
@@ -151,13 +136,13 @@ class DiffusionEditing:
             cur = pfrandom.randn(x.shape, seed=sd, offset=0, device=self.device)
             draws = 0
 
-            def known_at(t):  # the input at noise level t (t < 0: clean)
+            def fresh_noise():  # the next draw of the jumps' and known region's own stream
                 nonlocal draws
-                if t < 0:
-                    return x0
                 draws += 1
-                noise = pfrandom.randn(x.shape, seed=jseed, offset=draws * size, device=self.device)
-                return ops.add_noise(x0, noise, np.full(m, t), self._acp)
+                return pfrandom.randn(x.shape, seed=jseed, offset=draws * size, device=self.device)
+
+            def known_at(t):  # the input at noise level t (t < 0: clean)
+                return x0 if t < 0 else ops.add_noise(x0, fresh_noise(), np.full(m, t), self._acp)
 
             def compose(xs, i):  # after step i: the kept region at the step's new level
                 return rep * xs + keep * known_at(smp.previous_timestep(int(smp.timesteps[i])))
@@ -174,9 +159,7 @@ class DiffusionEditing:
                     t = int(smp.timesteps[i])
                     spec = smp._spec(t)
                     ratio = spec["a_t"] / spec["a_p"]
-                    draws += 1
-                    noise = pfrandom.randn(x.shape, seed=jseed, offset=draws * size, device=self.device)
-                    cur = (ratio ** 0.5) * cur + ((1.0 - ratio) ** 0.5) * noise
+                    cur = (ratio ** 0.5) * cur + ((1.0 - ratio) ** 0.5) * fresh_noise()
         gen = self._to_images(cur)
         return np.where(mk > 0.5, gen, x).astype(np.float32)
 

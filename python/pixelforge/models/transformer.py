@@ -126,8 +126,10 @@ class ImageTransformer(GenerativeModel):
                 nxt = self._choose(logits, k, p, us[:, i:i + 1])
             out[:, i] = nxt
             cur = nxt[:, None]
-            if callback is not None and callback(i + 1, self.seq_len, self._preview(out, i + 1)) is False:
-                return self._preview(out, i + 1)
+            if callback is not None:
+                preview = self._preview(out, i + 1)
+                if callback(i + 1, self.seq_len, preview) is False:
+                    return preview
         return self._images(out)
 
     def _choose(self, logits, k, p, u):
@@ -169,16 +171,15 @@ class ImageTransformer(GenerativeModel):
         x = self._check_images(images)
         c_, h, w = self.image_shape
         rows = integer(known_rows, "known_rows", min_value=0, max_value=h, wrong_type=TypeError)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback: expected a callable fn(step, total, preview), got {type(callback).__name__}")
+        self._check_callback(callback)
         n = len(x)
         y = self._check_labels(labels, n, required=False)
         if y is None and self.conditional:
             y = np.arange(n, dtype=np.int64) % self.num_classes
         known = self._dev(self._tokens(x)[:, :rows * w * c_])
         with self._inference():
-            out = self._sample(n, y, np.random.default_rng(seed), callback=callback, known=known, **kw)
-        return np.clip(np.asarray(_backend.to_host(out), np.float32), 0.0, 1.0)
+            return self._host_images(self._sample(n, y, np.random.default_rng(seed), callback=callback, known=known,
+                                                  **kw))
 
     def interpolate(self, seed_a, seed_b, n, labels=None, **kw):
         """Not available: the transformer samples discrete pixel tokens one by one from uniform

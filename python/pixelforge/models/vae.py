@@ -18,7 +18,6 @@ import numpy as np
 from .. import _backend
 from .. import functional as F
 from .. import nn, optim
-from .._validate import real_number
 from ..tensor import Tensor, no_grad
 from .base import GenerativeModel
 
@@ -201,17 +200,14 @@ class VAE(GenerativeModel):
         by ``strength`` (z = (1 − s)·mu + s·z_prior: 0 decodes the mean, i.e. reconstructs; 1
         decodes the prior draw, i.e. ``sample`` with the same seed), decode. Conditional
         models need ``labels``. A float32 NumPy array (N, C, H, W) in [0, 1]."""
-        s = real_number(strength, "strength")
-        if not 0.0 <= s <= 1.0:
-            raise ValueError(f"strength: must lie in [0, 1], got {strength}")
+        s = self._check_strength(strength)
         x = self._check_images(images)
         y = self._check_labels(labels, len(x), required=True)
         mu, _ = self.encode(x, y)
         with self._inference():
             prior = self._latent(len(x), y, np.random.default_rng(seed))
             z = prior if s == 1.0 else (1.0 - s) * mu + s * prior
-            out = self._from_latent(z, y)
-        return np.clip(np.asarray(_backend.to_host(out), np.float32), 0.0, 1.0)
+            return self._host_images(self._from_latent(z, y))
 
     def encode(self, images, labels=None):
         """(mu, logvar), each (N, z_dim), of images (N, C, H, W) in [0, 1]."""
