@@ -9,7 +9,11 @@ Cases (the architectures of two public diffusers checkpoints, random weights):
   memory              peak RSS growth of the first cifar10 forward (batch 8) over the RSS
                       with the model built (VmHWM reset first), each library in a fresh process
 
-    PYTHONPATH=python python bench/bench_unet.py [--cases cifar10-forward ...] [--rounds 5]
+    PYTHONPATH=python python bench/bench_unet.py [--cases cifar10-forward ...] [--rounds 5] [--separate]
+
+--separate: each library in its own fresh process (pixelforge never imported beside torch; its
+weights come from a file the parent writes), the two taking turns for --rounds rounds; the
+figures are medians over rounds of each process's median call.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -154,10 +159,89 @@ def memory_case():
     return out
 
 
+_ALONE = r"""
+import json, sys, time, numpy as np
+lib, case, cfg, weights, calls = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+batch = 1 if case.startswith("celebahq") else 8
+s = cfg["sample_size"]
+g = np.random.default_rng(0)
+x = g.standard_normal((batch, 3, s, s)).astype(np.float32)
+y = g.standard_normal((batch, 3, s, s)).astype(np.float32)
+t = np.full(batch, 500)
+if lib == "diffusers":
+    import torch, diffusers
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    net = diffusers.UNet2DModel(**cfg)
+    xt, yt, tt = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(t)
+    if case.endswith("train"):
+        opt = torch.optim.Adam(net.parameters(), lr=1e-5)
+        def run():
+            loss = torch.nn.functional.mse_loss(net(xt, tt).sample, yt)
+            opt.zero_grad(); loss.backward(); opt.step()
+    elif case.endswith("ddim50"):
+        pipe = diffusers.DDIMPipeline(net.eval(), diffusers.DDIMScheduler())
+        pipe.set_progress_bar_config(disable=True)
+        def run():
+            with torch.no_grad():
+                pipe(batch_size=8, num_inference_steps=50, generator=torch.Generator().manual_seed(0), output_type="np")
+    else:
+        net.eval()
+        def run():
+            with torch.no_grad():
+                net(xt, tt)
+else:
+    import pixelforge as pf
+    state = pf.io.load(weights)
+    if case.endswith("ddim50"):
+        full = {**pf.models.unet.UNET_DEFAULTS, **cfg}
+        m = pf.models.create("diffusion", (3, s, s), unet={k: v for k, v in full.items()
+                                                          if k not in pf.models.unet.DATA_KEYS})
+        m.ema_unet.load_state_dict(state)
+        def run():
+            m.sample(8, seed=0, steps=50)
+    else:
+        net = pf.models.UNet2DModel(**cfg)
+        net.load_state_dict(state)
+        if case.endswith("train"):
+            opt = pf.optim.Adam(net.parameters(), lr=1e-5)
+            def run():
+                loss = pf.functional.mse_loss(net(x, t), pf.Tensor(y))
+                opt.zero_grad(); loss.backward(); opt.step()
+        else:
+            def run():
+                with pf.no_grad():
+                    net(x, t)
+run()
+ts = []
+for _ in range(calls):
+    t0 = time.perf_counter(); run(); ts.append(time.perf_counter() - t0)
+print(json.dumps({"median_s": float(np.median(ts))}))
+"""
+
+
+def separate_case(case, rounds, folder):
+    """Medians over rounds of each library's per-process median, the processes taking turns."""
+    cfg = CELEBAHQ if case.startswith("celebahq") else CIFAR10
+    weights = os.path.join(folder, f"{case.split('-')[0]}.safetensors")
+    if not os.path.exists(weights):
+        torch, ref, _ = pair(cfg)
+        pf.io.save({k: v.detach().numpy().copy() for k, v in ref.state_dict().items()}, weights)
+    calls = 1 if case.endswith("ddim50") else 5
+    times = {"pixelforge": [], "diffusers": []}
+    for _ in range(rounds):
+        for lib in times:
+            r = subprocess.run([sys.executable, "-c", _ALONE, lib, case, json.dumps(cfg), weights, str(calls)],
+                               capture_output=True, text=True, check=True, env={**os.environ})
+            times[lib].append(json.loads(r.stdout.strip().splitlines()[-1])["median_s"])
+    return {k: float(np.median(v)) for k, v in times.items()}, {"rounds": rounds}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--separate", action="store_true", help="each library in its own processes (see above)")
     args = ap.parse_args(argv)
     if torch_or_none() is None:
         print("bench_unet needs torch and diffusers (the reference)", file=sys.stderr)
@@ -172,7 +256,10 @@ def main(argv=None) -> int:
             print(f"| {case} (first forward, RSS growth) | {m['pixelforge']:.0f} MiB | {m['diffusers']:.0f} MiB | "
                   f"{m['diffusers'] / max(m['pixelforge'], 1e-9):.2f} | fresh process each |", flush=True)
             continue
-        if case == "cifar10-forward":
+        if args.separate:
+            with tempfile.TemporaryDirectory() as folder:
+                med, note = separate_case(case, args.rounds if case != "cifar10-ddim50" else 2, folder)
+        elif case == "cifar10-forward":
             med, note = forward_case(CIFAR10, 8, args.rounds)
         elif case == "celebahq-forward":
             med, note = forward_case(CELEBAHQ, 1, max(3, args.rounds // 2))
