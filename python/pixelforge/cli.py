@@ -89,21 +89,39 @@ def _cmd_sample(args) -> int:
 
 def _cmd_eval(args) -> int:
     model = models.load(args.run)
-    if model.image_shape != (1, 8, 8):
-        print("eval judges 8x8 digits: this run has image_shape " + str(model.image_shape), file=sys.stderr)
-        return 2
-    q, _ = evaluate.evaluate_model(model, n=args.n, seed=args.seed)
+    judge = evaluate.judge_for(model.image_shape, args.data)
+    n = args.n if args.n is not None else (500 if judge == "digits" else 1000)
+    q, _ = evaluate.evaluate_model(model, n=n, seed=args.seed, data=judge)
+    refs = None
+    if judge == "fashion-mnist":
+        from .models import fashion_judge  # noqa: PLC0415
+        refs = fashion_judge.references(n)
+        q["references"] = refs
     if args.json:
         print(json.dumps(q, indent=2))
+        return 0
+    print(f"{model.family} ({'conditional' if model.conditional else 'unconditional'}, "
+          f"{model.steps_trained} steps), {q['n']} samples, {judge} judge:")
+    if judge == "emoji":
+        print(f"  Frechet distance (judge features) : {q['frechet']:.2f}")
+        print(f"  nearest training emoji (RMS, median): {q['nearest']:.3f}  "
+              f"(training emoji to their nearest other: {q['nearest_train']:.3f})")
+        print(f"  colourfulness                     : {q['colourfulness']:.3f}")
     else:
-        print(f"{model.family} ({'conditional' if model.conditional else 'unconditional'}, "
-              f"{model.steps_trained} steps), {q['n']} samples:")
-        print(f"  confident (p >= 0.7)      : {q['confident']:.3f}")
-        print(f"  label entropy (normalized): {q['entropy']:.3f}  ({q['classes_covered']} classes)")
-        if "class_match" in q:
-            print(f"  in requested class        : {q['class_match']:.3f}")
-        print(f"  Frechet distance          : {q['frechet']:.3f}")
-        print(f"  samples/s                 : {q['samples_per_second']:.1f}")
+        rows = [("confident (p >= 0.7)", "confident"), ("label entropy (normalized)", "entropy"),
+                ("in requested class", "class_match"), ("Frechet distance", "frechet"), ("broken", "broken")]
+        if refs:
+            print(f"  {'':27s} {'run':>8s} {'R (real)':>9s} {'B (blur)':>9s}")
+        for name, key in rows:
+            if key not in q:
+                continue
+            line = f"  {name:27s} {q[key]:8.3f}"
+            if refs:
+                line += f" {refs['R'][key]:9.3f} {refs['B'][key]:9.3f}"
+            print(line)
+        if refs:
+            print(f"  judge accuracy on the 10,000 test images: {refs['judge_accuracy']:.3f}")
+    print(f"  samples/s: {q['samples_per_second']:.1f}")
     return 0
 
 
@@ -207,9 +225,11 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="sample on the CPU or an NVIDIA GPU")
     p.set_defaults(fn=_cmd_sample)
 
-    p = sub.add_parser("eval", help="quality numbers of a trained run on the digits")
+    p = sub.add_parser("eval", help="quality numbers of a trained run (digits, Fashion-MNIST or emoji judge)")
     p.add_argument("run")
-    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--n", type=int, default=None, help="samples judged (default: 500 digits, 1000 otherwise)")
+    p.add_argument("--data", choices=list(evaluate.JUDGES), default=None,
+                   help="which judge (default: by the run's image shape)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_cmd_eval)

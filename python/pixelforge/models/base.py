@@ -59,7 +59,7 @@ class GenerativeModel:
                              f"accepted: {sorted(self.DEFAULTS)}")
         self.image_shape = shape
         self.num_classes = num_classes
-        self.config = {**self.DEFAULTS, **config}
+        self.config = {**self.DEFAULTS, **self.size_defaults(shape), **config}
         self.steps_trained = 0
         self.device = "cpu"
         _check_device(device)
@@ -68,6 +68,23 @@ class GenerativeModel:
         self._build_optimizers()
         if device != "cpu":
             self.to(device)
+
+    @classmethod
+    def size_defaults(cls, image_shape) -> dict:
+        """Config defaults that depend on the image size (C, H, W), over ``DEFAULTS``; explicit
+        config overrides both. Families scale their networks and training length here."""
+        return {}
+
+    # default training steps for images larger than 16x16 (sized for about 9 minutes of a
+    # 2-core CPU at 28x28); None: DEFAULT_STEPS at every size
+    LARGE_STEPS = None
+
+    @property
+    def default_steps(self) -> int:
+        """Training steps ``fit`` takes by default: ``DEFAULT_STEPS`` (sized for the 8x8
+        digits), or ``LARGE_STEPS`` for images larger than 16x16."""
+        _, h, w = self.image_shape
+        return int(self.LARGE_STEPS if self.LARGE_STEPS and h * w > 256 else self.DEFAULT_STEPS)
 
     # ------------------------------------------------------------------ to implement
     def _build(self):
@@ -90,6 +107,10 @@ class GenerativeModel:
 
     def _sample(self, n, labels, rng, **kw):
         raise NotImplementedError
+
+    def _prepare_fit(self, images, labels):
+        """Hook run when a fresh model starts its first fit (e.g. learn a tokenizer's codebook
+        from the data); not on a resumed or continued fit."""
 
     def _after_fit(self, images, labels):
         """Hook run after training on (images, labels) (e.g. copy EMA weights into the
@@ -199,7 +220,7 @@ class GenerativeModel:
         """
         x = self._check_images(images)
         y = self._check_labels(labels, len(x), required=True)
-        steps = self.DEFAULT_STEPS if steps is None else steps
+        steps = self.default_steps if steps is None else steps
         batch_size = self.DEFAULT_BATCH if batch_size is None else batch_size
         steps = integer(steps, "steps", min_value=0, wrong_type=ValueError)
         batch_size = integer(batch_size, "batch_size", min_value=1, wrong_type=ValueError)
@@ -226,6 +247,8 @@ class GenerativeModel:
                                          f"{plan[key]}; resume with the same arguments")
                 start, plan, rng, history = checkpoint.restore(self, tensors, meta)
                 self.steps_trained = int(plan["steps_trained"])
+        if start == 0 and self.steps_trained == 0:
+            self._prepare_fit(x, y)
         bar = None
         if progress:
             try:
@@ -425,6 +448,16 @@ class GenerativeModel:
         dev = f", device={self.device!r}" if self.device != "cpu" else ""
         return (f"{type(self).__name__}(image_shape={self.image_shape}{cond}, steps_trained={self.steps_trained}"
                 f"{dev})")
+
+
+def halvings(h, w, *, smallest=4, most=None):
+    """How many times a network at (h, w) can halve its resolution: at least 2 (H and W are
+    multiples of 4), then while both sides stay even and the smaller keeps >= ``smallest``
+    pixels, at most ``most``. 8x8 -> 2 (2x2), 28x28 -> 2 (7x7), 32x32 -> 3 (4x4)."""
+    k = 2
+    while (most is None or k < most) and (h >> k) % 2 == 0 and (w >> k) % 2 == 0 and min(h, w) >> (k + 1) >= smallest:
+        k += 1
+    return k
 
 
 def _check_device(device):

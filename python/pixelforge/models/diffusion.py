@@ -3,9 +3,11 @@
 classifier-free guidance when conditional (labels dropped to a null class, the extra last row
 of the class embedding, 10% of the time in training).
 
-The default UNet for (C, H, W): block_out_channels (base, 2 base), one resnet per level
-(two per up level, as diffusers' up blocks have one more), attention only in the mid block at
-H/2 with ``heads`` heads, GroupNorm groups 8, time embedding ``emb_dim`` wide. ``unet=`` (a
+The default UNet for (C, H, W): up to 16x16, two levels (base, 2 base), the mid block at H/2;
+larger, three levels (base, 2 base, 2 base): 28 -> 14 -> 7, 32 -> 16 -> 8. One resnet per
+level (two per up level, as diffusers' up blocks have one more), attention only in the mid
+block at the lowest resolution with ``heads`` heads, GroupNorm groups 8, time embedding
+``emb_dim`` wide. ``unet=`` (a
 dict of UNet2DModel keys) overrides any of it. The EMA copy (``ema_unet``) is the sampling
 network: ``predict``, ``sample`` and ``save_diffusers`` use it.
 """
@@ -22,7 +24,7 @@ from ..schedules import NoiseSchedule
 from .._validate import integer
 from ..tensor import Tensor, no_grad
 from . import diffusers_io
-from .base import GenerativeModel
+from .base import GenerativeModel, halvings
 from .diffusion_edit import DiffusionEditing
 from .unet import DATA_KEYS, UNET_DEFAULTS, UNet2DModel
 
@@ -50,11 +52,13 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         """The UNet2DModel config this model builds: the default for its image shape, then the
         ``unet`` overrides, then what the data fixes (channels, size, classes + the null class)."""
         c = self.config
-        ch, h, _ = self.image_shape
+        ch, h, w = self.image_shape
         base = int(c["base"])
-        out = dict(block_out_channels=(base, 2 * base), down_block_types=("DownBlock2D", "DownBlock2D"),
-                   up_block_types=("UpBlock2D", "UpBlock2D"), layers_per_block=1,
-                   attention_head_dim=max(1, 2 * base // int(c["heads"])), norm_num_groups=8,
+        levels = halvings(h, w, most=2) + 1 if h * w > 256 else 2
+        widths = (base, 2 * base, 2 * base)[:levels]
+        out = dict(block_out_channels=widths, down_block_types=("DownBlock2D",) * levels,
+                   up_block_types=("UpBlock2D",) * levels, layers_per_block=1,
+                   attention_head_dim=max(1, widths[-1] // int(c["heads"])), norm_num_groups=8,
                    time_embedding_dim=int(c["emb_dim"]))
         over = c["unet"] or {}
         if not isinstance(over, dict):

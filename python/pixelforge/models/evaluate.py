@@ -186,13 +186,42 @@ def quality(samples, labels=None) -> dict:
     return out
 
 
-def evaluate_model(model, n=500, seed=1234, **sample_kw):
-    """(quality numbers, samples) of a trained digits model: ``n`` samples (conditional models:
-    classes 0, 1, 2, ... cycling), judged by :func:`quality`, plus ``samples_per_second``."""
+JUDGES = ("digits", "fashion-mnist", "emoji")
+
+
+def judge_for(image_shape, data=None) -> str:
+    """Which judge scores images of ``image_shape``: ``data`` when given (one of ``JUDGES``),
+    else by shape: (1, 8, 8) digits, (1, 28, 28) Fashion-MNIST, (3, 32, 32) emoji."""
+    if data is not None:
+        if data not in JUDGES:
+            raise ValueError(f"data: expected one of {JUDGES}, got {data!r}")
+        return data
+    by_shape = {(1, 8, 8): "digits", (1, 28, 28): "fashion-mnist", (3, 32, 32): "emoji"}
+    shape = tuple(image_shape)
+    if shape not in by_shape:
+        raise ValueError(f"image_shape: no judge for {shape}; judged are 1x8x8 digits, 1x28x28 Fashion-MNIST "
+                         "and 3x32x32 emoji")
+    return by_shape[shape]
+
+
+def evaluate_model(model, n=500, seed=1234, data=None, **sample_kw):
+    """(quality numbers, samples) of a trained model: ``n`` samples (conditional models:
+    classes 0, 1, 2, ... cycling), judged by the judge of its image shape (``judge_for``):
+    :func:`quality` for digits, ``fashion_judge.quality`` for Fashion-MNIST,
+    ``fashion_judge.quality_emoji`` for emoji; plus ``samples_per_second``."""
+    judge = judge_for(model.image_shape, data)
     t0 = time.perf_counter()
     labels = np.arange(n) % model.num_classes if model.conditional else None
     samples = model.sample(n, seed=seed, labels=labels, **sample_kw)
     dt = time.perf_counter() - t0
-    q = quality(samples, labels)
+    if judge == "digits":
+        q = quality(samples, labels)
+    else:
+        from . import fashion_judge  # noqa: PLC0415 - trains its classifier on first use
+        if judge == "fashion-mnist":
+            q = fashion_judge.quality(samples, labels)
+        else:
+            from ..data import load_emoji  # noqa: PLC0415
+            q = fashion_judge.quality_emoji(samples, load_emoji(model.image_shape[1])[0])
     q["samples_per_second"] = n / dt
     return q, samples

@@ -3,8 +3,9 @@ ReLU, tanh) and discriminator (strided convolutions with spectral normalisation,
 projection head when conditional); non-saturating or hinge loss; Adam with beta1 = 0.5; an
 EMA copy of the generator samples.
 
-For (C, H, W): G maps z (z_dim) to (2ch, H/4, W/4), then two stride-2 transposed convs to
-(ch/2, H, W) and a 3x3 conv to C channels. D mirrors it with two stride-2 convs.
+For (C, H, W) with k = ``halvings(H, W)`` stages (8x8 and 28x28: 2, 32x32: 3): G maps z
+(z_dim) to (2ch, H/2^k, W/2^k), then k stride-2 transposed convs (channels 2ch ... 2ch, ch,
+ch/2 at full size) and a 3x3 conv to C channels. D mirrors it with k stride-2 convs.
 """
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from .. import _backend
 from .. import functional as F
 from .. import nn, optim
 from ..tensor import Tensor
-from .base import GenerativeModel
+from .base import GenerativeModel, halvings
+
+
+def stage_widths(ch, k):
+    """Channels at resolution H/2^j, j = 0..k: ch/2 at full size, ch at half, 2ch below."""
+    return [ch // 2, ch] + [2 * ch] * (k - 1)
 
 
 class SNConv2d(nn.Module):
@@ -54,23 +60,24 @@ class Generator(nn.Module):
     def __init__(self, shape, z_dim, ch, num_classes):
         super().__init__()
         c, h, w = shape
-        self.h4, self.w4, self.ch = h // 4, w // 4, ch
+        self.k = halvings(h, w)
+        wd = stage_widths(ch, self.k)
+        self.h0, self.w0, self.c0 = h >> self.k, w >> self.k, wd[self.k]
         self.label_emb = nn.Embedding(num_classes, z_dim) if num_classes else None
-        self.fc = nn.Linear(z_dim, 2 * ch * self.h4 * self.w4)
-        self.norm0 = nn.GroupNorm(8, 2 * ch)
-        self.up1 = nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1)
-        self.norm1 = nn.GroupNorm(8, ch)
-        self.up2 = nn.ConvTranspose2d(ch, ch // 2, 4, stride=2, padding=1)
-        self.norm2 = nn.GroupNorm(8, ch // 2)
-        self.out = nn.Conv2d(ch // 2, c, 3, padding=1)
+        self.fc = nn.Linear(z_dim, self.c0 * self.h0 * self.w0)
+        self.norm0 = nn.GroupNorm(8, self.c0)
+        for i in range(1, self.k + 1):  # up{i}: H/2^(k-i+1) -> H/2^(k-i)
+            setattr(self, f"up{i}", nn.ConvTranspose2d(wd[self.k - i + 1], wd[self.k - i], 4, stride=2, padding=1))
+            setattr(self, f"norm{i}", nn.GroupNorm(8, wd[self.k - i]))
+        self.out = nn.Conv2d(wd[0], c, 3, padding=1)
 
     def forward(self, z, labels=None):
         if self.label_emb is not None:
             z = z * self.label_emb(labels)  # multiplicative conditioning keeps z's scale
-        h = self.fc(z).reshape(z.shape[0], 2 * self.ch, self.h4, self.w4)
+        h = self.fc(z).reshape(z.shape[0], self.c0, self.h0, self.w0)
         h = F.leaky_relu(self.norm0(h), 0.2)
-        h = F.leaky_relu(self.norm1(self.up1(h)), 0.2)
-        h = F.leaky_relu(self.norm2(self.up2(h)), 0.2)
+        for i in range(1, self.k + 1):
+            h = F.leaky_relu(getattr(self, f"norm{i}")(getattr(self, f"up{i}")(h)), 0.2)
         return F.tanh(self.out(h))
 
 
@@ -78,17 +85,20 @@ class Discriminator(nn.Module):
     def __init__(self, shape, ch, num_classes):
         super().__init__()
         c, h, w = shape
-        self.c1 = SNConv2d(c, ch // 2, 3, padding=1)
-        self.c2 = SNConv2d(ch // 2, ch, 4, stride=2, padding=1)
-        self.c3 = SNConv2d(ch, 2 * ch, 4, stride=2, padding=1)
-        feat = 2 * ch * (h // 4) * (w // 4)
+        self.k = halvings(h, w)
+        wd = stage_widths(ch, self.k)
+        self.c1 = SNConv2d(c, wd[0], 3, padding=1)
+        for j in range(1, self.k + 1):  # c{j+1}: H/2^(j-1) -> H/2^j
+            setattr(self, f"c{j + 1}", SNConv2d(wd[j - 1], wd[j], 4, stride=2, padding=1))
+        feat = wd[self.k] * (h >> self.k) * (w >> self.k)
         self.fc = nn.Linear(feat, 1)
         self.proj = nn.Embedding(num_classes, feat) if num_classes else None
 
     def forward(self, x, labels=None):
         h = F.leaky_relu(self.c1(x), 0.2)
-        h = F.leaky_relu(self.c2(h), 0.2)
-        h = F.leaky_relu(self.c3(h), 0.2).reshape(x.shape[0], -1)
+        for j in range(1, self.k + 1):
+            h = F.leaky_relu(getattr(self, f"c{j + 1}")(h), 0.2)
+        h = h.reshape(x.shape[0], -1)
         out = self.fc(h).reshape(-1)
         if self.proj is not None:
             out = out + (self.proj(labels) * h).sum(dim=1)
@@ -103,6 +113,7 @@ class GAN(GenerativeModel):
     DEFAULTS = dict(z_dim=64, g_ch=64, d_ch=64, loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, beta1=0.5,
                     beta2=0.999, ema_decay=0.999, init_seed=0)
     DEFAULT_STEPS = 4000
+    LARGE_STEPS = 3000
 
     def _build(self):
         c = self.config

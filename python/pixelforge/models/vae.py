@@ -19,25 +19,35 @@ from .. import _backend
 from .. import functional as F
 from .. import nn, optim
 from ..tensor import Tensor, no_grad
-from .base import GenerativeModel
+from .base import GenerativeModel, halvings
+
+
+def stage_widths(ch, k):
+    """Channels at resolution H/2^j, j = 0..k: ch/2 at full size, ch below."""
+    return [ch // 2] + [ch] * k
 
 
 class Encoder(nn.Module):
+    """k = ``halvings(H, W)`` stride-2 convs (8x8 and 28x28: 2, 32x32: 3) -> (mu, logvar)."""
+
     def __init__(self, shape, ch, z_dim, num_classes):
         super().__init__()
         c, h, w = shape
-        self.c1 = nn.Conv2d(c, ch // 2, 3, padding=1)
-        self.c2 = nn.Conv2d(ch // 2, ch, 4, stride=2, padding=1)
-        self.c3 = nn.Conv2d(ch, ch, 4, stride=2, padding=1)
-        feat = ch * (h // 4) * (w // 4)
+        self.k = halvings(h, w)
+        wd = stage_widths(ch, self.k)
+        self.c1 = nn.Conv2d(c, wd[0], 3, padding=1)
+        for j in range(1, self.k + 1):  # c{j+1}: H/2^(j-1) -> H/2^j
+            setattr(self, f"c{j + 1}", nn.Conv2d(wd[j - 1], wd[j], 4, stride=2, padding=1))
+        feat = wd[self.k] * (h >> self.k) * (w >> self.k)
         self.label_emb = nn.Embedding(num_classes, feat) if num_classes else None
         self.fc = nn.Linear(feat, 2 * z_dim)
         self.z_dim = z_dim
 
     def forward(self, x, labels=None):
         h = F.silu(self.c1(x))
-        h = F.silu(self.c2(h))
-        h = F.silu(self.c3(h)).reshape(x.shape[0], -1)
+        for j in range(1, self.k + 1):
+            h = F.silu(getattr(self, f"c{j + 1}")(h))
+        h = h.reshape(x.shape[0], -1)
         if self.label_emb is not None:
             h = h + self.label_emb(labels)
         out = self.fc(h)
@@ -45,22 +55,26 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
+    """The encoder mirrored: z -> (ch, H/2^k, W/2^k) -> k stride-2 transposed convs -> logits."""
+
     def __init__(self, shape, ch, z_dim, num_classes):
         super().__init__()
         c, h, w = shape
-        self.h4, self.w4, self.ch = h // 4, w // 4, ch
+        self.k = halvings(h, w)
+        wd = stage_widths(ch, self.k)
+        self.h0, self.w0, self.ch = h >> self.k, w >> self.k, wd[self.k]
         self.label_emb = nn.Embedding(num_classes, z_dim) if num_classes else None
-        self.fc = nn.Linear(z_dim, ch * self.h4 * self.w4)
-        self.up1 = nn.ConvTranspose2d(ch, ch, 4, stride=2, padding=1)
-        self.up2 = nn.ConvTranspose2d(ch, ch // 2, 4, stride=2, padding=1)
-        self.out = nn.Conv2d(ch // 2, c, 3, padding=1)
+        self.fc = nn.Linear(z_dim, self.ch * self.h0 * self.w0)
+        for i in range(1, self.k + 1):  # up{i}: H/2^(k-i+1) -> H/2^(k-i)
+            setattr(self, f"up{i}", nn.ConvTranspose2d(wd[self.k - i + 1], wd[self.k - i], 4, stride=2, padding=1))
+        self.out = nn.Conv2d(wd[0], c, 3, padding=1)
 
     def forward(self, z, labels=None):
         if self.label_emb is not None:
             z = z + self.label_emb(labels)
-        h = F.silu(self.fc(z)).reshape(z.shape[0], self.ch, self.h4, self.w4)
-        h = F.silu(self.up1(h))
-        h = F.silu(self.up2(h))
+        h = F.silu(self.fc(z)).reshape(z.shape[0], self.ch, self.h0, self.w0)
+        for i in range(1, self.k + 1):
+            h = F.silu(getattr(self, f"up{i}")(h))
         return self.out(h)  # logits
 
 
