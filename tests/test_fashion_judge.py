@@ -203,3 +203,42 @@ def test_transformer_patch_tokens_round_trip_and_complete():
     assert pf.models.create("transformer", (1, 8, 8)).patch == 1
     with pytest.raises(ValueError, match="patch"):
         pf.models.create("transformer", (1, 28, 28), patch=3)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_min_snr_weighting_closed_form(prediction_type):
+    """snr_gamma: the loss is mean_n(w_n * mean_pixels((pred - target)^2)) with w = min(SNR, g)
+    / SNR (epsilon) or / (SNR + 1) (v), recomputed here in float64 from the same draws."""
+    from pixelforge import ops
+    from pixelforge.tensor import Tensor, no_grad
+    g = np.random.default_rng(0)
+    x = g.random((6, 1, 8, 8)).astype(np.float32)
+    m = pf.models.create("diffusion", (1, 8, 8), snr_gamma=2.0, lr=0.0, prediction_type=prediction_type)
+    got = float(m._train_step(x, None, np.random.default_rng(5), 0, 10)["loss"])
+    rng = np.random.default_rng(5)
+    t = rng.integers(0, 1000, 6)
+    noise = m._randn(x.shape, rng)
+    x0 = x * 2 - 1
+    xt = ops.add_noise(x0, noise, t, m._acp)
+    target = noise if prediction_type == "epsilon" else ops.get_velocity(x0, noise, t, m._acp)
+    with no_grad():
+        pred = m.unet(Tensor(xt), t).data.astype(np.float64)
+    acp = m._acp[t].astype(np.float64)
+    snr = acp / (1 - acp)
+    w = np.minimum(snr, 2.0) / (snr if prediction_type == "epsilon" else snr + 1)
+    want = (w * ((pred - target) ** 2).mean(axis=(1, 2, 3))).mean()
+    assert got == pytest.approx(want, rel=1e-4)
+
+
+def test_size_defaults_and_overrides():
+    tf = pf.models.create("transformer", (1, 28, 28))
+    assert (tf.patch, tf.levels, tf.config["temperature"], tf.default_steps) == (2, 256, 1.0, 1500)
+    assert pf.models.create("transformer", (3, 32, 32)).levels == 512
+    assert pf.models.create("transformer", (1, 28, 28), patch=1, levels=8).seq_len == 784  # config wins
+    assert pf.models.create("transformer", (1, 8, 8)).config["temperature"] == 0.9  # digits unchanged
+    gan = pf.models.create("gan", (1, 8, 8))
+    assert gan.default_steps == type(gan).DEFAULT_STEPS and gan.default_steps != type(gan).LARGE_STEPS
+    nosn = pf.models.create("gan", (1, 28, 28), spectral_norm=False)
+    nosn.fit(np.random.default_rng(0).random((8, 1, 28, 28)).astype(np.float32), steps=1, batch_size=4,
+             progress=False)
+    assert not nosn.D.c1.enabled

@@ -28,8 +28,9 @@ class SNConv2d(nn.Module):
     iteration per training forward (u persists as a buffer; sigma is differentiated, u and v
     are not), as in Miyato et al. 2018."""
 
-    def __init__(self, cin, cout, k, stride=1, padding=0):
+    def __init__(self, cin, cout, k, stride=1, padding=0, enabled=True):
         super().__init__()
+        self.enabled = enabled
         self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=padding)
         g = nn.init.generator()
         u = g.standard_normal(cout).astype(np.float32)
@@ -53,7 +54,7 @@ class SNConv2d(nn.Module):
 
     def forward(self, x):
         c = self.conv
-        return F.conv2d(x, self.sn_weight(), c.bias, stride=c.stride, padding=c.padding)
+        return F.conv2d(x, self.sn_weight() if self.enabled else c.weight, c.bias, stride=c.stride, padding=c.padding)
 
 
 class Generator(nn.Module):
@@ -82,14 +83,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, shape, ch, num_classes):
+    def __init__(self, shape, ch, num_classes, spectral_norm=True):
         super().__init__()
         c, h, w = shape
         self.k = halvings(h, w)
         wd = stage_widths(ch, self.k)
-        self.c1 = SNConv2d(c, wd[0], 3, padding=1)
+        self.c1 = SNConv2d(c, wd[0], 3, padding=1, enabled=spectral_norm)
         for j in range(1, self.k + 1):  # c{j+1}: H/2^(j-1) -> H/2^j
-            setattr(self, f"c{j + 1}", SNConv2d(wd[j - 1], wd[j], 4, stride=2, padding=1))
+            setattr(self, f"c{j + 1}", SNConv2d(wd[j - 1], wd[j], 4, stride=2, padding=1, enabled=spectral_norm))
         feat = wd[self.k] * (h >> self.k) * (w >> self.k)
         self.fc = nn.Linear(feat, 1)
         self.proj = nn.Embedding(num_classes, feat) if num_classes else None
@@ -106,11 +107,11 @@ class Discriminator(nn.Module):
 
 
 class GAN(GenerativeModel):
-    """Config: z_dim, g_ch, d_ch, loss ("nonsaturating" | "hinge"), lr_g, lr_d, beta1, beta2,
+    """Config: z_dim, g_ch, d_ch, spectral_norm (of D's convolutions), loss ("nonsaturating" | "hinge"), lr_g, lr_d, beta1, beta2,
     ema_decay, init_seed."""
 
     family = "gan"
-    DEFAULTS = dict(z_dim=64, g_ch=64, d_ch=64, loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+    DEFAULTS = dict(z_dim=64, g_ch=64, d_ch=64, spectral_norm=True, loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, beta1=0.5,
                     beta2=0.999, ema_decay=0.999, init_seed=0)
     DEFAULT_STEPS = 4000
     LARGE_STEPS = 3000
@@ -122,7 +123,7 @@ class GAN(GenerativeModel):
         if int(c["g_ch"]) % 16 or int(c["d_ch"]) % 2:
             raise ValueError("g_ch: must be a multiple of 16 (GroupNorm of 8 groups on g_ch/2)")
         self.G = Generator(self.image_shape, int(c["z_dim"]), int(c["g_ch"]), self.num_classes)
-        self.D = Discriminator(self.image_shape, int(c["d_ch"]), self.num_classes)
+        self.D = Discriminator(self.image_shape, int(c["d_ch"]), self.num_classes, bool(c["spectral_norm"]))
         self.G_ema = Generator(self.image_shape, int(c["z_dim"]), int(c["g_ch"]), self.num_classes)
         self.G_ema.load_state_dict(self.G.state_dict())
 

@@ -70,6 +70,7 @@ class ImageTransformer(GenerativeModel):
     DEFAULTS = dict(patch=1, levels=17, d_model=96, heads=4, layers=4, lr=3e-3, warmup=100, weight_decay=0.01,
                     temperature=0.9, top_k=0, top_p=0.95, init_seed=0)
     DEFAULT_STEPS = 1500
+    LARGE_STEPS = 1500
     DEFAULT_BATCH = 64
 
     @classmethod
@@ -77,7 +78,10 @@ class ImageTransformer(GenerativeModel):
         c, h, w = image_shape
         if h * w <= 256:
             return {}
-        return {"patch": 2, "levels": 256 if c == 1 else 512, "d_model": 128}
+        # full temperature: with many background tokens first, a cooler sampler favours the
+        # classes that start late (on Fashion-MNIST, sneakers), losing diversity (measured:
+        # label entropy 0.83 at 0.9 / top-p 0.95, 0.999 at 1.0 / 1.0)
+        return {"patch": 2, "levels": 256 if c == 1 else 512, "d_model": 128, "temperature": 1.0, "top_p": 1.0}
 
     def _build(self):
         c = self.config

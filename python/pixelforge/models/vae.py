@@ -150,6 +150,7 @@ class VAE(GenerativeModel):
     DEFAULTS = dict(ch=64, z_dim=16, beta=1.0, kl_warmup=0.3, lr=2e-3, temperature=1.0, prior="gmm",
                     prior_components=10, init_seed=0)
     DEFAULT_STEPS = 3000
+    LARGE_STEPS = 5000
 
     def _build(self):
         c = self.config
