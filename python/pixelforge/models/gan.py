@@ -114,7 +114,7 @@ class GAN(GenerativeModel):
     DEFAULTS = dict(z_dim=64, g_ch=64, d_ch=64, spectral_norm=True, loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, beta1=0.5,
                     beta2=0.999, ema_decay=0.999, init_seed=0)
     DEFAULT_STEPS = 4000
-    LARGE_STEPS = 3000
+    LARGE_STEPS = 3300
 
     def _build(self):
         c = self.config
