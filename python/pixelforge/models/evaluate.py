@@ -157,30 +157,39 @@ def frechet_distance(f1, f2) -> float:
     return max(0.0, float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt))
 
 
-def quality(samples, labels=None) -> dict:
-    """Quality numbers for generated digits ``samples`` (n, 1, 8, 8) in [0, 1]; ``labels``
-    (n,) are the requested classes of conditional samples."""
+def check_samples(samples, shape):
+    """Samples as float32 (n, *shape), n >= 2, or ValueError naming them."""
     x = np.asarray(samples, np.float32)
-    if x.ndim != 4 or x.shape[1:] != (1, 8, 8):
-        raise ValueError(f"samples: expected (n, 1, 8, 8), got {x.shape}")
+    if x.ndim != 4 or x.shape[1:] != tuple(shape):
+        raise ValueError(f"samples: expected (n, {', '.join(map(str, shape))}), got {x.shape}")
     if len(x) < 2:
         raise ValueError("samples: need at least 2 samples")
-    clf = classifier()
-    prob = clf.probabilities(x.reshape(len(x), 64))[:, :10]  # "not a digit" never counts
+    return x
+
+
+def label_numbers(prob, labels=None) -> dict:
+    """confident / entropy / classes_covered (and class_match for ``labels`` (n,)) from a
+    judge's probabilities over the ten classes, prob (n, 10)."""
     pred = prob.argmax(1)
     hist = np.bincount(pred, minlength=10) / len(pred)
     nz = hist[hist > 0]
-    out = {
-        "n": int(len(x)),
-        "confident": float((prob.max(1) >= CONFIDENCE).mean()),
-        "entropy": float(-(nz * np.log(nz)).sum() / np.log(10)),
-        "classes_covered": int((hist > 0).sum()),
-    }
+    out = {"n": int(len(prob)), "confident": float((prob.max(1) >= CONFIDENCE).mean()),
+           "entropy": float(-(nz * np.log(nz)).sum() / np.log(10)), "classes_covered": int((hist > 0).sum())}
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
-        if labels.shape != (len(x),):
-            raise ValueError(f"labels: expected ({len(x)},), got {labels.shape}")
+        if labels.shape != (len(prob),):
+            raise ValueError(f"labels: expected ({len(prob)},), got {labels.shape}")
         out["class_match"] = float((pred == labels).mean())
+    return out
+
+
+def quality(samples, labels=None) -> dict:
+    """Quality numbers for generated digits ``samples`` (n, 1, 8, 8) in [0, 1]; ``labels``
+    (n,) are the requested classes of conditional samples."""
+    x = check_samples(samples, (1, 8, 8))
+    clf = classifier()
+    prob = clf.probabilities(x.reshape(len(x), 64))[:, :10]  # "not a digit" never counts
+    out = label_numbers(prob, labels)
     _, _, xt, _ = split()
     out["frechet"] = frechet_distance(clf.features(xt), clf.features(x.reshape(len(x), 64)))
     return out

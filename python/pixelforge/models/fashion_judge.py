@@ -36,7 +36,7 @@ from .. import io as pfio
 from .. import nn, optim
 from .._cache import cache_dir
 from ..tensor import Tensor, no_grad
-from .evaluate import CONFIDENCE, frechet_distance
+from .evaluate import check_samples, frechet_distance, label_numbers
 
 _VERSION = 1
 _model = None
@@ -195,25 +195,11 @@ def judge_info() -> dict:
 
 def quality(samples, labels=None) -> dict:
     """Quality numbers for (n, 1, 28, 28) samples in [0, 1]; ``labels`` (n,) for conditional ones."""
-    x = np.asarray(samples, np.float32)
-    if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
-        raise ValueError(f"samples: expected (n, 1, 28, 28), got {x.shape}")
-    if len(x) < 2:
-        raise ValueError("samples: need at least 2 samples")
+    x = check_samples(samples, (1, 28, 28))
     clf = classifier()
     t = _test_set()
     prob11 = clf.probabilities(x)
-    prob = prob11[:, :10]  # "not clothing" never counts
-    pred = prob.argmax(1)
-    hist = np.bincount(pred, minlength=10) / len(pred)
-    nz = hist[hist > 0]
-    out = {"n": int(len(x)), "confident": float((prob.max(1) >= CONFIDENCE).mean()),
-           "entropy": float(-(nz * np.log(nz)).sum() / np.log(10)), "classes_covered": int((hist > 0).sum())}
-    if labels is not None:
-        labels = np.asarray(labels).reshape(-1)
-        if labels.shape != (len(x),):
-            raise ValueError(f"labels: expected ({len(x)},), got {labels.shape}")
-        out["class_match"] = float((pred == labels).mean())
+    out = label_numbers(prob11[:, :10], labels)  # "not clothing" never counts as a class
     out["frechet"] = frechet_distance(t["features"], clf.features(x))
     out["broken"] = float(((total_variation(x) > t["tv_limit"]) | (prob11.argmax(1) == 10)).mean())
     return out
