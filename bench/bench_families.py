@@ -85,7 +85,7 @@ def main(argv=None) -> int:
         rows += [("R (real)", float("nan"), 0, refs["R"]), ("B (σ=1 blur)", float("nan"), 0, refs["B"])]
     print(f"| family | train s (CLI) | steps | confident (p ≥ 0.7) | label entropy |"
           f"{' in requested class |' if cond else ''} Fréchet |{' broken |' if refs else ''} samples/s |")
-    print("|---|---:|---:|---:|---:|" + ("---:|" if cond else "") + ("---:|" if refs else "") + "---:|")
+    print("|---|---:|---:|---:|---:|" + ("---:|" if cond else "") + "---:|" + ("---:|" if refs else "") + "---:|")
     for fam, secs, steps, q in rows:
         match = f" {q['class_match']:.3f} |" if cond else ""
         broken = f" {q['broken']:.3f} |" if refs else ""
