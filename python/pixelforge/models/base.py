@@ -75,7 +75,7 @@ class GenerativeModel:
         config overrides both. Families scale their networks and training length here."""
         return {}
 
-    # default training steps for images larger than 16x16 (sized for about 9 minutes of a
+    # default training steps for large images (``is_large``; sized for about 9 minutes of a
     # 2-core CPU at 28x28); None: DEFAULT_STEPS at every size
     LARGE_STEPS = None
 
@@ -83,8 +83,7 @@ class GenerativeModel:
     def default_steps(self) -> int:
         """Training steps ``fit`` takes by default: ``DEFAULT_STEPS`` (sized for the 8x8
         digits), or ``LARGE_STEPS`` for images larger than 16x16."""
-        _, h, w = self.image_shape
-        return int(self.LARGE_STEPS if self.LARGE_STEPS and h * w > 256 else self.DEFAULT_STEPS)
+        return int(self.LARGE_STEPS if self.LARGE_STEPS and is_large(self.image_shape) else self.DEFAULT_STEPS)
 
     # ------------------------------------------------------------------ to implement
     def _build(self):
@@ -450,12 +449,19 @@ class GenerativeModel:
                 f"{dev})")
 
 
-def halvings(h, w, *, smallest=4, most=None):
+def is_large(image_shape) -> bool:
+    """Whether (C, H, W) is past the digits' scale (more than 16x16 pixels): where the families
+    switch to their larger defaults (``size_defaults``, ``LARGE_STEPS``)."""
+    _, h, w = image_shape
+    return h * w > 256
+
+
+def halvings(h, w, *, smallest=4):
     """How many times a network at (h, w) can halve its resolution: at least 2 (H and W are
     multiples of 4), then while both sides stay even and the smaller keeps >= ``smallest``
-    pixels, at most ``most``. 8x8 -> 2 (2x2), 28x28 -> 2 (7x7), 32x32 -> 3 (4x4)."""
+    pixels. 8x8 -> 2 (2x2), 28x28 -> 2 (7x7), 32x32 -> 3 (4x4)."""
     k = 2
-    while (most is None or k < most) and (h >> k) % 2 == 0 and (w >> k) % 2 == 0 and min(h, w) >> (k + 1) >= smallest:
+    while (h >> k) % 2 == 0 and (w >> k) % 2 == 0 and min(h, w) >> (k + 1) >= smallest:
         k += 1
     return k
 

@@ -7,8 +7,7 @@ The default UNet for (C, H, W): up to 16x16, two levels (base, 2 base), the mid 
 larger, three levels (base, 2 base, 2 base): 28 -> 14 -> 7, 32 -> 16 -> 8. One resnet per
 level (two per up level, as diffusers' up blocks have one more), attention only in the mid
 block at the lowest resolution with ``heads`` heads, GroupNorm groups 8, time embedding
-``emb_dim`` wide. ``unet=`` (a
-dict of UNet2DModel keys) overrides any of it. The EMA copy (``ema_unet``) is the sampling
+``emb_dim`` wide. ``unet=`` (a dict of UNet2DModel keys) overrides any of it. The EMA copy (``ema_unet``) is the sampling
 network: ``predict``, ``sample`` and ``save_diffusers`` use it.
 """
 from __future__ import annotations
@@ -24,7 +23,7 @@ from ..schedules import NoiseSchedule
 from .._validate import integer
 from ..tensor import Tensor, no_grad
 from . import diffusers_io
-from .base import GenerativeModel, halvings
+from .base import GenerativeModel, is_large
 from .diffusion_edit import DiffusionEditing
 from .unet import DATA_KEYS, UNET_DEFAULTS, UNet2DModel
 
@@ -35,8 +34,8 @@ class Diffusion(DiffusionEditing, GenerativeModel):
     beta_schedule, beta_start, beta_end, trained_betas) and sampler (sampler "ddim" | "ddpm",
     sample_steps, timestep_spacing, steps_offset, set_alpha_to_one, clip_sample,
     clip_sample_range, eta) as diffusers' schedulers define them, prediction_type ("epsilon" |
-    "v_prediction" | "sample"), snr_gamma (min-SNR loss weighting; None: plain MSE), lr, warmup, ema_decay, cond_drop (label dropout for guidance),
-    guidance_scale, init_seed."""
+    "v_prediction" | "sample"), snr_gamma (min-SNR loss weighting; None: plain MSE), lr, warmup,
+    ema_decay, cond_drop (label dropout for guidance), guidance_scale, init_seed."""
 
     family = "diffusion"
     STEPWISE_CALLBACK = True
@@ -51,8 +50,7 @@ class Diffusion(DiffusionEditing, GenerativeModel):
 
     @classmethod
     def size_defaults(cls, image_shape):
-        _, h, w = image_shape
-        if h * w <= 256:
+        if not is_large(image_shape):
             return {}
         # measured on Fashion-MNIST after 1,000 steps (Frechet distance on the judge's features):
         # min-SNR weighting + the cosine schedule 427 -> 345; sampling with DDPM's ancestral
@@ -64,9 +62,9 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         """The UNet2DModel config this model builds: the default for its image shape, then the
         ``unet`` overrides, then what the data fixes (channels, size, classes + the null class)."""
         c = self.config
-        ch, h, w = self.image_shape
+        ch, h, _ = self.image_shape
         base = int(c["base"])
-        levels = halvings(h, w, most=2) + 1 if h * w > 256 else 2
+        levels = 3 if is_large(self.image_shape) else 2  # H and W are multiples of 4: two halvings fit
         widths = (base, 2 * base, 2 * base)[:levels]
         out = dict(block_out_channels=widths, down_block_types=("DownBlock2D",) * levels,
                    up_block_types=("UpBlock2D",) * levels, layers_per_block=1,

@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from .._cache import cache_dir
+from ..data import NATIVE_SHAPES
 
 CONFIDENCE = 0.7
 _VERSION = 3
@@ -195,7 +196,7 @@ def quality(samples, labels=None) -> dict:
     return out
 
 
-JUDGES = ("digits", "fashion-mnist", "emoji")
+JUDGES = tuple(NATIVE_SHAPES)  # one judge per named dataset, at its own shape
 
 
 def judge_for(image_shape, data=None) -> str:
@@ -205,7 +206,7 @@ def judge_for(image_shape, data=None) -> str:
         if data not in JUDGES:
             raise ValueError(f"data: expected one of {JUDGES}, got {data!r}")
         return data
-    by_shape = {(1, 8, 8): "digits", (1, 28, 28): "fashion-mnist", (3, 32, 32): "emoji"}
+    by_shape = {s: name for name, s in NATIVE_SHAPES.items()}
     shape = tuple(image_shape)
     if shape not in by_shape:
         raise ValueError(f"image_shape: no judge for {shape}; judged are 1x8x8 digits, 1x28x28 Fashion-MNIST "

@@ -24,7 +24,7 @@ from .. import functional as F
 from .. import nn, optim
 from .. import random as pfrandom
 from .._validate import integer
-from .base import GenerativeModel
+from .base import GenerativeModel, is_large
 
 
 class Block(nn.Module):
@@ -75,9 +75,9 @@ class ImageTransformer(GenerativeModel):
 
     @classmethod
     def size_defaults(cls, image_shape):
-        c, h, w = image_shape
-        if h * w <= 256:
+        if not is_large(image_shape):
             return {}
+        c = image_shape[0]
         # full temperature: with many background tokens first, a cooler sampler favours the
         # classes that start late (on Fashion-MNIST, sneakers), losing diversity (measured:
         # label entropy 0.83 at 0.9 / top-p 0.95, 0.999 at 1.0 / 1.0)
