@@ -33,3 +33,18 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def studio_run_dir(tmp_path_factory):
+    """Four briefly trained digits runs saved as folders, as `pixelforge serve` reads them
+    (gan, vae, transformer unconditional; diffusion conditional): the studio tests serve them."""
+    import pixelforge as pf
+    root = tmp_path_factory.mktemp("studio-runs")
+    x, y = pf.data.load_digits()
+    for family, steps, cond in (("gan", 20, False), ("vae", 20, False), ("transformer", 10, False),
+                                ("diffusion", 40, True)):
+        m = pf.models.create(family, (1, 8, 8), num_classes=10 if cond else None)
+        m.fit(x, y if cond else None, steps=steps, progress=False)
+        m.save(root / family)
+    return root

@@ -1,4 +1,4 @@
-"""The ``pixelforge`` command: info | train | sample | eval | edit | interpolate | complete | demo | bench."""
+"""The ``pixelforge`` command: info | train | sample | eval | edit | interpolate | complete | demo | serve | bench."""
 from __future__ import annotations
 
 import argparse
@@ -186,6 +186,16 @@ def _cmd_demo(args) -> int:
     return demo.run(out=args.out, quick=args.quick)
 
 
+def _cmd_serve(args) -> int:
+    try:
+        from . import serve  # noqa: PLC0415 - the optional extra
+    except ImportError as e:
+        print(f"pixelforge serve: {e}", file=sys.stderr)
+        return 2
+    return serve.serve(args.runs, host=args.host, port=args.port, token=args.token, queue_size=args.queue,
+                       device=args.device)
+
+
 
 
 def main(argv=None) -> int:
@@ -275,6 +285,17 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="pixelforge-demo", help="folder for the sample grids")
     p.add_argument("--quick", action="store_true", help="a few steps each (a smoke test)")
     p.set_defaults(fn=_cmd_demo)
+
+    p = sub.add_parser("serve", help="the studio: a local web page and JSON API over trained runs "
+                                     "(needs pip install \"pixelforge[serve]\")")
+    p.add_argument("runs", nargs="+", help="run folders (or a folder of runs, e.g. pixelforge-demo)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only; "
+                                                        "any other needs --token)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--token", default=None, help="a secret every request must carry (Bearer header or ?token=)")
+    p.add_argument("--queue", type=int, default=16, help="jobs waiting at most; more get HTTP 429")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.set_defaults(fn=_cmd_serve)
 
     # `pixelforge bench ...` is parsed by pixelforge.benchmarks (listed here for --help)
     sub.add_parser("bench", help="time every op and impl against NumPy/torch (pixelforge bench --help)",

@@ -23,7 +23,7 @@ DEMO_SAMPLES = 200
 
 
 def run(out="pixelforge-demo", quick: bool = False) -> int:
-    """Train each family on the digits, sample, judge, and write PNGs under ``out``."""
+    """Train each family on the digits, sample, judge, and write PNGs and the runs under ``out``."""
     d = info()
     print(f"pixelforge {d['version']}: CPU SIMD path {d['cpu']['isa'] or 'n/a'}, {d['cpu']['threads']} threads; "
           f"CUDA module {'built' if d['cuda']['built'] else 'not built'}, {d['cuda']['devices']} GPU(s)")
@@ -38,6 +38,7 @@ def run(out="pixelforge-demo", quick: bool = False) -> int:
         kw = {"steps": 5 if quick else 25} if family == "diffusion" else {}
         q, samples = evaluate_model(model, n=20 if quick else DEMO_SAMPLES, **kw)
         save_image_grid(samples[:64], outdir / f"{family}.png", nrow=8, scale=4)
+        model.save(outdir / family)          # a run folder: pixelforge sample / serve use it
         grids.append(samples[:64])
         rows.append((family, hist["steps"], hist["seconds"], q))
     save_image_grid(np.concatenate([np.pad(g, ((0, 64 - len(g)), (0, 0), (0, 0), (0, 0))) for g in grids]),
@@ -47,5 +48,6 @@ def run(out="pixelforge-demo", quick: bool = False) -> int:
     for family, steps, secs, q in rows:
         print(f"{family:<12} {steps:>6} {secs:8.1f} {q['samples_per_second']:10.1f} {q['confident']:10.3f} "
               f"{q['entropy']:8.3f} {q['frechet']:8.2f}")
-    print(f"\nsample grids: {outdir}/<family>.png, all four: {outdir}/all.png")
+    print(f"\nsample grids: {outdir}/<family>.png, all four: {outdir}/all.png; the trained runs: "
+          f"{outdir}/<family>/ (pixelforge serve {outdir} opens them in the studio)")
     return 0

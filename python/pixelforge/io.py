@@ -210,22 +210,28 @@ def _save_png(pil, path):
     atomic_write(path, buf.getvalue())
 
 
-def load_image(path, image_shape):
-    """One PNG / JPEG (any size, grey or colour) as float32 (1, C, H, W) in [0, 1] for a model
-    of ``image_shape``: converted to grey or RGB as C says and resized (box filter when
-    shrinking, bilinear when enlarging). A file that is not a readable image is a ValueError."""
-    c, h, w = (int(v) for v in image_shape)
-    if c not in (1, 3):
-        raise ValueError(f"image_shape: images have 1 or 3 channels, got {c}")
-    p = os.fspath(path)
+def _open_image(source, mode, name):
+    """A PIL image in ``mode`` from a path or a binary file object (the studio's uploads)."""
+    what = os.fspath(source) if not hasattr(source, "read") else "the upload"
     try:
-        with Image.open(p) as im:
+        with Image.open(source if hasattr(source, "read") else what) as im:
             im.load()
-            pil = im.convert("L" if c == 1 else "RGB")
+            return im.convert(mode)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"path: {p} is not a readable PNG/JPEG image ({e})") from None
+        raise ValueError(f"{name}: {what} is not a readable PNG/JPEG image ({e})") from None
+
+
+def load_image(path, image_shape):
+    """One PNG / JPEG (any size, grey or colour; a path or a binary file object) as float32
+    (1, C, H, W) in [0, 1] for a model of ``image_shape``: converted to grey or RGB as C says
+    and resized (box filter when shrinking, bilinear when enlarging). A file that is not a
+    readable image is a ValueError."""
+    c, h, w = (int(v) for v in image_shape)
+    if c not in (1, 3):
+        raise ValueError(f"image_shape: images have 1 or 3 channels, got {c}")
+    pil = _open_image(path, "L" if c == 1 else "RGB", "path")
     if pil.size != (w, h):
         pil = pil.resize((w, h), Image.BOX if pil.size[0] > w else Image.BILINEAR)
     a = np.asarray(pil, np.float32) / 255.0
@@ -233,18 +239,11 @@ def load_image(path, image_shape):
 
 
 def load_mask(path, image_shape):
-    """A mask image (white = repaint, black = keep, as in AUTOMATIC1111) resized to the model's
-    H × W with nearest sampling: float32 (1, 1, H, W) of 0 / 1 (grey levels split at 0.5)."""
+    """A mask image (white = repaint, black = keep, as in AUTOMATIC1111; a path or a binary
+    file object) resized to the model's H × W with nearest sampling: float32 (1, 1, H, W) of
+    0 / 1 (grey levels split at 0.5)."""
     _, h, w = (int(v) for v in image_shape)
-    p = os.fspath(path)
-    try:
-        with Image.open(p) as im:
-            im.load()
-            pil = im.convert("L")
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"mask: {p} is not a readable PNG/JPEG image ({e})") from None
+    pil = _open_image(path, "L", "mask")
     if pil.size != (w, h):
         pil = pil.resize((w, h), Image.NEAREST)
     return (np.asarray(pil, np.float32)[None, None] / 255.0 >= 0.5).astype(np.float32)
