@@ -270,3 +270,33 @@ def test_layout_fits_the_viewport(page, size):
         assert e.is_displayed() and e.rect["width"] > 0 and e.rect["x"] + e.rect["width"] <= inner + 1, element_id
     d.save_screenshot(str(d.shots / f"layout-{size[0]}x{size[1]}.png"))
     assert not [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_page_works_behind_a_token(studio_run_dir, browser):
+    """Opened as /?token=T (what `pixelforge serve --token T` prints): its assets load through
+    the cookie, its API calls through the header, its event stream through the query."""
+    runs = serve.load_runs([studio_run_dir / "gan", studio_run_dir / "diffusion"])
+    app = serve.create_app(runs, token="browser-token-123")
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        while not srv.started:
+            time.sleep(0.02)
+        d = browser
+        d.delete_all_cookies()
+        d.get(f"http://127.0.0.1:{port}/")
+        assert "token" in d.find_element(By.TAG_NAME, "body").text            # 401 without it
+        d.get(f"http://127.0.0.1:{port}/?token=browser-token-123")
+        wait(d, lambda d: len(Select(d.find_element(By.ID, "run")).options) == 2)
+        choose(d, "diffusion")
+        set_value(d, "steps", 100)
+        press(d, d.find_element(By.ID, "generate"))
+        wait_status(d, "done")
+        assert int(d.execute_script("return document.body.dataset.previews")) >= 1
+        assert d.find_elements(By.CSS_SELECTOR, "#results img.result")
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+        browser.delete_all_cookies()

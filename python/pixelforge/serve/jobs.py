@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import queue
 import threading
 import time
 import traceback
@@ -75,41 +74,45 @@ class Job:
 
 
 class Worker:
-    """Runs jobs one at a time; keeps the last ``keep`` finished jobs (the history)."""
+    """Runs jobs one at a time from a queue of at most ``queue_size`` waiting jobs (a cancelled
+    one leaves the queue at once); keeps the last ``keep`` finished jobs (the history)."""
 
     def __init__(self, queue_size=16, keep=100):
-        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.queue_size = int(queue_size)
         self.jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
         self.keep = keep
+        self._pending: collections.deque[Job] = collections.deque()
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="pixelforge-studio-worker", daemon=True)
         self._thread.start()
 
     def submit(self, kind, run, settings, inputs) -> Job:
-        with self._lock:
+        with self._cv:
+            if len(self._pending) >= self.queue_size:
+                raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again shortly")
             job = Job(f"j{next(self._ids)}", kind, run, settings, inputs)
-            try:
-                self.queue.put_nowait(job)
-            except queue.Full:
-                raise QueueFull(f"the queue is full ({self.queue.maxsize} jobs waiting); try again shortly") from None
+            self._pending.append(job)
             self.jobs[job.id] = job
             self._forget_old()
+            self._cv.notify()
         return job
 
     def position(self, job) -> int:
-        """How many queued jobs are ahead of this one (0: next or running)."""
-        with self._lock:
-            ahead = [j for j in self.jobs.values() if j.status == QUEUED and j.created < job.created]
-        return len(ahead)
+        """How many queued jobs are ahead of this one (0: next, or running)."""
+        with self._cv:
+            return self._pending.index(job) if job in self._pending else 0
 
     def cancel(self, job):
-        job.cancel_requested = True
-        if job.status == QUEUED:                  # never starts; the worker skips it
-            job._finish(CANCELLED)
+        job.cancel_requested = True            # a running job sees it at its next step
+        with self._cv:
+            if job in self._pending:           # a queued one never starts
+                self._pending.remove(job)
+                job._finish(CANCELLED)
 
     def history(self, limit=100) -> list[dict]:
-        with self._lock:
+        with self._cv:
             done = [j for j in self.jobs.values() if j.status in (DONE, CANCELLED) and j.images]
         return [j.result() for j in reversed(done)][:limit]
 
@@ -119,21 +122,22 @@ class Worker:
             del self.jobs[jid]
 
     def stop(self):
-        self.queue.put(None)
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
         self._thread.join(timeout=60)
 
     def _loop(self):
         while True:
-            job = self.queue.get()
-            if job is None:
-                return
-            if job.cancel_requested:
-                if not job.finished.is_set():
-                    job._finish(CANCELLED)
-                continue
-            with job._lock:
-                job.status = RUNNING
-                job.version += 1
+            with self._cv:
+                while not self._pending and not self._stopping:
+                    self._cv.wait()
+                if self._stopping:
+                    return
+                job = self._pending.popleft()
+                with job._lock:
+                    job.status = RUNNING
+                    job.version += 1
             try:
                 out = job.run.execute(job.kind, job.settings, job.inputs, job._progress)
                 job._finish(CANCELLED if job.cancel_requested else DONE, out)
