@@ -403,3 +403,56 @@ def test_load_runs_finds_run_folders(run_dir, tmp_path):
     assert list(load_runs([run_dir / "gan", run_dir / "gan"])) == ["gan", "gan-2"]
     with pytest.raises(FileNotFoundError, match="no saved run"):
         load_runs([tmp_path])
+
+
+def test_a_streamed_body_over_the_limit_is_413(client):
+    def chunks():                       # no content-length: the server must count
+        for _ in range(20):
+            yield b" " * 2**20
+    r = client.post("/api/generate", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "body" in r.json()["detail"]
+    assert client.post("/api/generate", json={"run": "gan", "n": 1}).status_code == 200
+
+
+def test_serves_a_diffusers_folder(tmp_path):
+    m = pf.models.create("diffusion", (1, 8, 8))
+    m.save_diffusers(tmp_path / "pipe")
+    runs = load_runs([tmp_path / "pipe"])
+    assert list(runs) == ["pipe"] and runs["pipe"].family == "diffusion"
+    with TestClient(serve.create_app(runs), base_url=BASE) as c:
+        r = c.post("/api/generate", json={"run": "pipe", "n": 2, "seed": 5, "steps": 4})
+        assert r.status_code == 200, r.text
+        same_images(r.json()["images"], pf.models.load_diffusers(tmp_path / "pipe").sample(2, seed=5, steps=4))
+
+
+class Instant(Run):
+    """The request checks of a real run, with an instant result (the fuzz test is about input)."""
+
+    def execute(self, kind, settings, inputs, callback):
+        n = int(settings.get("n") or 1)
+        callback(1, 1, np.zeros((n, *self.model.image_shape), np.float32))
+        return np.zeros((n, *self.model.image_shape), np.float32)
+
+
+def test_no_body_gets_a_5xx(runs):
+    """Arbitrary JSON at every POST route: a 2xx, 4xx or 429, never a 5xx, and the worker lives."""
+    hyp = pytest.importorskip("hypothesis", reason="the fuzz test needs hypothesis (the test extra)")
+    st = pytest.importorskip("hypothesis.strategies")
+    fast = {name: Instant(name, r.model) for name, r in runs.items()}
+    keys = ["run", "kind", "n", "seed", "label", "steps", "guidance_scale", "sampler", "temperature", "strength",
+            "image", "mask", "seed_a", "seed_b", "extra"]
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False, allow_infinity=False),
+                        st.text(max_size=12), st.sampled_from(list(runs) + ["generate", "img2img", "inpaint",
+                                                                             "interpolate", "ddim", png(np.ones((1, 3, 3)))]))
+    values = st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(st.text(max_size=4), scalars, max_size=2))
+    bodies = st.one_of(st.dictionaries(st.sampled_from(keys), values, max_size=8), values)
+    routes = st.sampled_from(["/api/generate", "/api/img2img", "/api/inpaint", "/api/interpolate", "/api/jobs",
+                              "/api/png-info"])
+    with TestClient(serve.create_app(fast, queue_size=1000), base_url=BASE) as c:
+        @hyp.settings(max_examples=300, deadline=None, derandomize=True)
+        @hyp.given(route=routes, body=bodies)
+        def check(route, body):
+            r = c.post(route, json=body)
+            assert r.status_code < 500, (route, body, r.text)
+        check()
+        assert c.post("/api/generate", json={"run": "gan", "n": 1}).status_code == 200

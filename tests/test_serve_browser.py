@@ -300,3 +300,32 @@ def test_page_works_behind_a_token(studio_run_dir, browser):
         srv.should_exit = True
         thread.join(timeout=30)
         browser.delete_all_cookies()
+
+
+def test_saved_png_carries_settings_and_a_drop_restores_them(page):
+    d = page
+    choose(d, "vae")
+    if not d.find_element(By.ID, "seed-lock").is_selected():
+        press(d, d.find_element(By.ID, "seed-lock"))
+    set_value(d, "seed", 4242)
+    set_value(d, "n", 2)
+    press(d, d.find_element(By.ID, "generate"))
+    wait_status(d, "done")
+    link = d.find_element(By.CSS_SELECTOR, "#results .result-item a.save")
+    assert link.get_attribute("download").endswith(".png")
+    b64 = link.get_attribute("href").split(",", 1)[1]
+    with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+        assert '"seed": 4242' in im.text["pixelforge"]
+    choose(d, "gan")
+    set_value(d, "seed", 1)
+    # a user drops the downloaded file on the page
+    d.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'pixelforge.png', {type: 'image/png'}));
+        document.body.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    """, b64)
+    wait(d, lambda d: d.find_element(By.ID, "run").get_attribute("value") == "vae")
+    wait(d, lambda d: d.find_element(By.ID, "seed").get_attribute("value") == "4242")
+    assert d.find_element(By.ID, "n").get_attribute("value") == "2"
+    press(d, d.find_element(By.ID, "seed-lock"))

@@ -43,6 +43,49 @@ def _hostname(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0]
 
 
+class _BodyTooLarge(HTTPException):
+    # an HTTPException, so FastAPI's body parsing passes it on as a 413 (not "error parsing the body")
+    def __init__(self, limit):
+        super().__init__(413, f"body: larger than {limit // 2**20} MB")
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 whether it declares its
+    length or streams chunks (FastAPI would otherwise read any body whole into memory)."""
+
+    def __init__(self, app, limit=MAX_BODY):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = JSONResponse({"detail": f"body: larger than {self.limit // 2**20} MB"}, status_code=413)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await too_large(scope, receive, send)
+        received, started = 0, False
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge(self.limit)
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _BodyTooLarge:
+            if not started:
+                await too_large(scope, receive, send)
+
+
 def create_app(runs: dict, *, token: str | None = None, queue_size: int = 16, keep: int = 100,
                allowed_hosts=None, stream_interval: float = 0.05) -> FastAPI:
     """The studio app serving ``runs`` (name -> runs.Run).
@@ -56,6 +99,7 @@ def create_app(runs: dict, *, token: str | None = None, queue_size: int = 16, ke
                   description="Generate, sketch, mask, interpolate and watch images form with pixelforge's models.")
     app.state.worker, app.state.runs = worker, runs
     app.router.on_shutdown.append(worker.stop)
+    app.add_middleware(BodyLimit)
 
     # ------------------------------------------------------------------ every request
     @app.middleware("http")
@@ -64,9 +108,6 @@ def create_app(runs: dict, *, token: str | None = None, queue_size: int = 16, ke
             host = _hostname(request.headers.get("host", ""))
             if host not in allowed_hosts:
                 return JSONResponse({"detail": f"host: {host!r} is not served here"}, status_code=400)
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return JSONResponse({"detail": f"body: larger than {MAX_BODY // 2**20} MB"}, status_code=413)
         set_cookie = False
         if token is not None:
             auth = request.headers.get("authorization", "")
@@ -156,7 +197,7 @@ def create_app(runs: dict, *, token: str | None = None, queue_size: int = 16, ke
     @app.post("/api/jobs", status_code=202, summary="Queue a job; stream it from /api/jobs/{id}/events")
     async def queue_job(req: AnyJob = Body(discriminator="kind")):
         job = submit(req)
-        return {"id": job.id, "position": worker.position(job)}
+        return {"id": job.id, "position": worker.position(job), "settings": job.settings}
 
     @app.get("/api/jobs/{jid}", summary="A job's state (images once finished)")
     async def get_job(jid: str):
@@ -166,7 +207,7 @@ def create_app(runs: dict, *, token: str | None = None, queue_size: int = 16, ke
     async def cancel_job(jid: str):
         job = job_of(jid)
         worker.cancel(job)
-        return {"id": job.id, "status": job.status}
+        return {"id": job.id, "status": job.status, "settings": job.settings}
 
     @app.get("/api/jobs/{jid}/events", summary="Server-sent events: queued, progress, done|cancelled|failed")
     async def job_events(jid: str):

@@ -270,14 +270,19 @@ async function cancelJob() {
   }
 }
 
-function showResults(images) {
-  $('#results').replaceChildren(...images.map((b64) => {
+function showResults(images, name = document.body.dataset.job || 'image') {
+  $('#results').replaceChildren(...images.map((b64, i) => {
     const item = make('div', 'result-item');
     const img = make('img', 'result', { src: png(b64), alt: 'result' });
     const btn = make('button', 'to-canvas', { type: 'button', textContent: 'to canvas',
       title: 'Put this image into the sketch canvas' });
     btn.addEventListener('click', () => drawImageToSketch(img.src));
-    item.append(img, btn);
+    // the PNG carries its settings: dropping it back on the page restores them
+    const save = make('a', 'save', { href: img.src, download: `pixelforge-${name}-${i}.png`,
+      textContent: 'save', title: 'Download this PNG (its settings are embedded)' });
+    const actions = make('div', 'result-actions');
+    actions.append(btn, save);
+    item.append(img, actions);
     return item;
   }));
 }
@@ -456,7 +461,7 @@ async function loadHistory() {
     el.append(make('span', 'caption', { textContent: `${h.kind} · ${s.run || '?'} · seed ${seed ?? '-'}${flag}` }));
     el.addEventListener('click', () => {
       recall({ kind: h.kind, ...s });
-      showResults(h.images || []);
+      showResults(h.images || [], h.id);
       if (h.kind === 'interpolate') showStrip(h.images || []);
     });
     return el;
