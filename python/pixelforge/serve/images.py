@@ -54,24 +54,17 @@ def decode_upload(b64: str, name: str) -> bytes:
     return raw
 
 
-def upload_image(b64: str, image_shape, name="image") -> tuple[np.ndarray, str]:
-    """(float32 (1, C, H, W) in [0, 1] resized for the model, sha256 of the upload)."""
+def upload(b64: str, image_shape, name="image") -> tuple[np.ndarray, str]:
+    """(the upload for a model of ``image_shape``, sha256 of its bytes). name "image": float32
+    (1, C, H, W) in [0, 1] as io.load_image makes it; name "mask": float32 (1, 1, H, W) of 0/1,
+    white = regenerate, as io.load_mask makes it."""
     raw = decode_upload(b64, name)
+    load = pfio.load_mask if name == "mask" else pfio.load_image
     try:
-        x = pfio.load_image(io.BytesIO(raw), image_shape)
+        x = load(io.BytesIO(raw), image_shape)
     except ValueError as e:
         raise UploadError(f"{name}: {e}") from None
     return x, hashlib.sha256(raw).hexdigest()
-
-
-def upload_mask(b64: str, image_shape, name="mask") -> tuple[np.ndarray, str]:
-    """(float32 (1, 1, H, W) of 0/1, white = regenerate, sha256 of the upload)."""
-    raw = decode_upload(b64, name)
-    try:
-        m = pfio.load_mask(io.BytesIO(raw), image_shape)
-    except ValueError as e:
-        raise UploadError(f"{name}: {e}") from None
-    return m, hashlib.sha256(raw).hexdigest()
 
 
 def to_uint8(image) -> np.ndarray:

@@ -161,10 +161,9 @@ class Run:
         """(decoded uploads, their sha256 for the settings)."""
         inputs, hashes = {}, {}
         shape = self.model.image_shape
-        if req.get("image") is not None:
-            inputs["image"], hashes["image_sha256"] = pimg.upload_image(req["image"], shape)
-        if req.get("mask") is not None:
-            inputs["mask"], hashes["mask_sha256"] = pimg.upload_mask(req["mask"], shape)
+        for name in ("image", "mask"):
+            if req.get(name) is not None:
+                inputs[name], hashes[f"{name}_sha256"] = pimg.upload(req[name], shape, name)
         return inputs, hashes
 
 
