@@ -3,6 +3,7 @@ previews arrive, sketch -> img2img, mask -> inpaint, interpolate, recall from hi
 with Esc, both viewports. Screenshots go to the test's temp folder."""
 import base64
 import io
+import os
 import shutil
 import socket
 import threading
@@ -66,7 +67,9 @@ def browser():
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
               "--window-size=1280,800"):
         opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    # the sanitizer stage preloads ASan into every child process; Chromium is not built for it
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=env), options=opts)
     yield driver
     driver.quit()
 
