@@ -1,42 +1,59 @@
-"""Keep freed memory in the process instead of handing it back to the kernel at once.
+"""pixelforge's own memory pool for the NumPy arrays it allocates, scoped to its own work.
 
-glibc serves allocations above a threshold (128 KiB, growing with use) with fresh mmap'ed
-pages and trims the heap top eagerly, so every new activation or gradient of a training step
-is new memory, and the first write to each 4 KiB page faults into the kernel, which zeroes
-it. A (64, 64, 384) float32 activation is 1,536 such faults; the transformer's training step
-spent 40% of its time in them (measured on 2 cores: 238 -> 145 ms per step with the settings
-below). With blocks up to 32 MiB served from the heap and a 1 GiB trim threshold, freed
-blocks are reused as they are. The cost: the process keeps its peak heap (as jemalloc and
-tcmalloc, which PyTorch's docs recommend for the same reason, do).
+A training step allocates and frees the same activation sizes every step. glibc serves each
+large one with fresh mmap'ed pages, and the first write to each 4 KiB page faults into the
+kernel, which zeroes it: the transformer's step spent a third of its time there. The pool
+(csrc/memory_pool_bind.cpp) keeps freed blocks of 128 KiB and more in bins by size, up to
+1 GiB, and hands them out again.
 
-Applied once, when the autograd layer (``pixelforge.tensor``) is first imported; opt out with
-``PIXELFORGE_KEEP_FREED_MEMORY=0`` (then nothing is changed). No effect beyond glibc.
+It is installed with NumPy's memory-handler API (NEP 49), whose handler lives in a context
+variable: ``memory_pool()`` sets it for the duration of pixelforge's training and sampling
+(``fit``, ``sample``, the edits) and restores the one before, so torch, the user's NumPy and
+every other library in the process keep their allocator exactly as it was. (Earlier versions
+called glibc's ``mallopt`` at import, which changed the allocator for the whole process.)
+An array keeps the handler that allocated it, so one freed later outside the scope still goes
+back to the pool. ``PIXELFORGE_MEMORY_POOL=0`` turns it off; it is off under the sanitizer
+build (AddressSanitizer must see every free) and where the C++ module is not built.
 """
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import os
-import sys
 
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 32 << 20  # glibc's largest accepted value on 64-bit
-TRIM_THRESHOLD = 1 << 30
-
-_state = {"applied": None}
+from . import _backend
 
 
-def keep_freed_memory() -> bool:
-    """Apply the settings above (once); True when they are in effect."""
-    if _state["applied"] is not None:
-        return _state["applied"]
-    ok = False
-    if os.environ.get("PIXELFORGE_KEEP_FREED_MEMORY", "1") != "0" and sys.platform.startswith("linux"):
-        try:
-            mallopt = ctypes.CDLL(None).mallopt
-            mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-            ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-        except (OSError, AttributeError):  # not glibc (musl, macOS): leave the allocator alone
-            ok = False
-    _state["applied"] = ok
-    return ok
+def _handler():
+    if os.environ.get("PIXELFORGE_MEMORY_POOL", "1") == "0" or os.environ.get("PIXELFORGE_SANITIZED"):
+        return None
+    cpu = _backend.cpu_module()
+    return cpu.memory_pool_handler() if cpu is not None and hasattr(cpu, "memory_pool_handler") else None
+
+
+@contextlib.contextmanager
+def memory_pool():
+    """NumPy arrays allocated inside come from pixelforge's pool (see the module docstring);
+    nested uses are cheap. Outside, NumPy's previous handler is back."""
+    h = _handler()
+    if h is None:
+        yield
+        return
+    cpu = _backend.cpu_module()
+    old = cpu.numpy_set_handler(h)
+    try:
+        yield
+    finally:
+        cpu.numpy_set_handler(old)
+
+
+def stats() -> dict:
+    """The pool's counters: cached_bytes, live_blocks, hits, misses (empty when it is off)."""
+    cpu = _backend.cpu_module()
+    return dict(cpu.memory_pool_stats()) if cpu is not None and hasattr(cpu, "memory_pool_stats") else {}
+
+
+def trim() -> None:
+    """Free every cached block (arrays in use are not touched)."""
+    cpu = _backend.cpu_module()
+    if cpu is not None and hasattr(cpu, "memory_pool_trim"):
+        cpu.memory_pool_trim()

@@ -17,10 +17,6 @@ import functools
 import numpy as np
 
 from . import _backend, ops
-from ._memory import keep_freed_memory
-
-# training allocates and frees the same activation sizes every step: reuse them (see _memory)
-keep_freed_memory()
 
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "cat", "stack", "where", "as_tensor",
            "tensor", "zeros", "ones", "randn"]

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _backend
 from .. import io as pfio
+from .._memory import memory_pool
 from .. import random as pfrandom
 from ..nn import init as nn_init
 from .._validate import integer, real_number
@@ -270,7 +271,7 @@ class GenerativeModel:
         # GAN step); unfrozen again afterwards.
         gc.freeze()
         try:
-            with _deferred_interrupt(ckpt is not None) as interrupted:
+            with _deferred_interrupt(ckpt is not None) as interrupted, memory_pool():
                 done = self._fit_loop(x, y, steps, bs, rng, history, bar, t0, max_seconds, start=start,
                                       ckpt=ckpt, every=checkpoint_every, interrupted=interrupted)
         finally:
@@ -355,12 +356,12 @@ class GenerativeModel:
 
     @contextlib.contextmanager
     def _inference(self):
-        """Eval mode and no autograd for the duration (sampling, editing)."""
+        """Eval mode, no autograd and pixelforge's memory pool for the duration (sampling, editing)."""
         mods = list(self._modules().values())
         for m in mods:
             m.eval()
         try:
-            with no_grad():
+            with no_grad(), memory_pool():
                 yield
         finally:
             for m in mods:
