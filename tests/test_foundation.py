@@ -173,13 +173,17 @@ def test_numba_kernel_cache_folder_is_keyed_by_sources(tmp_path, monkeypatch):
     assert _jit._kernel_cache_dir() is None
 
 
+def _handler_name_module():
+    return "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
+
+
 def test_pixelforge_changes_nothing_process_wide():
     """A good citizen in a shared process (torch beside it): importing pixelforge and training
     with it leaves the environment (which OpenMP runtimes loaded later read) and NumPy's
     allocator outside pixelforge's own work as they were."""
     out = run_python("""
         import os, numpy as np
-        from numpy._core.multiarray import get_handler_name
+        from %s import get_handler_name
         import sklearn      # the digits come from scikit-learn, which sets KMP_* variables itself
         before = dict(os.environ)
         import pixelforge as pf
@@ -188,14 +192,14 @@ def test_pixelforge_changes_nothing_process_wide():
         m.fit(x, steps=2, progress=False)
         m.sample(2)
         print(dict(os.environ) == before, get_handler_name(), get_handler_name(np.empty(1 << 20)))
-    """)
+    """ % _handler_name_module())
     assert out.split() == ["True", "default_allocator", "default_allocator"]
 
 
 @pytest.mark.skipif(not pf.info()["cpu"]["native"], reason="the pool lives in the C++ module")
 @pytest.mark.skipif(bool(os.environ.get("PIXELFORGE_SANITIZED")), reason="off under AddressSanitizer (it must see every free)")
 def test_memory_pool_reuses_blocks_inside_its_scope_only():
-    from numpy._core.multiarray import get_handler_name
+    get_handler_name = __import__(_handler_name_module(), fromlist=["get_handler_name"]).get_handler_name
     from pixelforge import _memory
     with pf.memory_pool():
         assert get_handler_name() == "pixelforge_pool"
@@ -219,10 +223,10 @@ def test_memory_pool_reuses_blocks_inside_its_scope_only():
     assert _memory.stats()["cached_bytes"] == 0
     out = run_python("""
         import numpy as np, pixelforge as pf
-        from numpy._core.multiarray import get_handler_name
+        from %s import get_handler_name
         with pf.memory_pool():
             print(get_handler_name())
-    """, env={"PIXELFORGE_MEMORY_POOL": "0"})
+    """ % _handler_name_module(), env={"PIXELFORGE_MEMORY_POOL": "0"})
     assert out.strip() == "default_allocator"
 
 
