@@ -56,13 +56,15 @@ class BodyLimit:
     def __init__(self, app, limit=MAX_BODY):
         self.app, self.limit = app, limit
 
+    async def _refuse(self, scope, receive, send):
+        await JSONResponse({"detail": _BodyTooLarge(self.limit).detail}, status_code=413)(scope, receive, send)
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = JSONResponse({"detail": f"body: larger than {self.limit // 2**20} MB"}, status_code=413)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await too_large(scope, receive, send)
+            return await self._refuse(scope, receive, send)
         received, started = 0, False
 
         async def counted_receive():
@@ -83,7 +85,7 @@ class BodyLimit:
             await self.app(scope, counted_receive, tracked_send)
         except _BodyTooLarge:
             if not started:
-                await too_large(scope, receive, send)
+                await self._refuse(scope, receive, send)
 
 
 def create_app(runs: dict, *, token: str | None = None, queue_size: int = 16, keep: int = 100,
@@ -97,7 +99,6 @@ def create_app(runs: dict, *, token: str | None = None, queue_size: int = 16, ke
     worker = Worker(queue_size=queue_size, keep=keep)
     app = FastAPI(title="pixelforge studio", version="1",
                   description="Generate, sketch, mask, interpolate and watch images form with pixelforge's models.")
-    app.state.worker, app.state.runs = worker, runs
     app.router.on_shutdown.append(worker.stop)
     app.add_middleware(BodyLimit)
 

@@ -104,11 +104,8 @@ class Run:
         if kind not in OPERATIONS[self.family]:
             raise RequestError(f"kind: a {self.family} run cannot do {kind} "
                                f"(it can: {', '.join(OPERATIONS[self.family])})")
+        # which fields each kind has at all is the schema's business (schemas.py); here: this family
         allowed = set(self.settings) | {"run", "kind", "image", "mask", "strength", "seed_a", "seed_b"}
-        if kind in ("interpolate", "img2img", "inpaint"):
-            allowed -= {"sampler", "temperature"}
-        if kind in ("interpolate", "inpaint"):
-            allowed -= {"guidance_scale"}
         for key, value in req.items():
             if value is not None and key not in allowed:
                 raise RequestError(f"{key}: does not apply to {kind} with a {self.family} run")
@@ -151,7 +148,6 @@ class Run:
                 out = m.img2img(x, s["strength"], seed=s["seed"], labels=labels)
                 callback(1, 1, out)
                 return out
-            kw.pop("sampler", None)
             return m.img2img(x, s["strength"], seed=s["seed"], labels=labels, callback=callback, **kw)
         mask = np.repeat(inputs["mask"], n, axis=0)
         return m.inpaint(x, mask, seed=s["seed"], labels=labels, callback=callback,
