@@ -12,6 +12,8 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("native_isa", [] { return std::string(pf::cpu::isa_name(pf::cpu::native_isa())); });
   m.def("built_isas", [] { return std::string(PF_BUILT_ISAS); });
   m.def("max_threads", &pf::cpu::max_threads);
+  m.def("has_bf16", &pf::cpu::has_avx512_bf16,
+        "True where the bfloat16 kernels run (AVX-512 path with avx512_bf16; PIXELFORGE_CPU_BF16=0 turns them off).");
 #if defined(PF_OPENMP)
   m.attr("openmp") = true;
 #else

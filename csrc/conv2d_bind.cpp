@@ -23,7 +23,7 @@ pf::Conv2dParams params(const py::array& x, const py::array& w, const py::array&
 }
 
 template <class T>
-void forward(py::array x, py::array w, py::object b, py::array y, const Geo& g) {
+void forward(py::array x, py::array w, py::object b, py::array y, const Geo& g, bool bf16 = false) {
   const auto p = params(x, w, y, g, "x", "out");
   const T* xp = pfb::cdata_of<T>(x, "x");
   const T* wp = pfb::cdata_of<T>(w, "weight");
@@ -34,6 +34,18 @@ void forward(py::array x, py::array w, py::object b, py::array y, const Geo& g) 
     ba = b.cast<py::array>();
     bp = pfb::cdata_of<T>(ba, "bias", 1);
     PF_CHECK(ba.shape(0) == p.K, "bias: length must equal weight.shape[0]");
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16) {
+#if defined(PF_X86)
+      PF_CHECK(pf::cpu::has_avx512_bf16(), "compute: bfloat16 needs the AVX-512 path and avx512_bf16 (see has_bf16())");
+      py::gil_scoped_release nogil;
+      pf::avx512::conv2d_forward_bf16(xp, wp, bp, yp, p);
+      return;
+#else
+      PF_CHECK(false, "compute: bfloat16 needs an x86 CPU with avx512_bf16");
+#endif
+    }
   }
   py::gil_scoped_release nogil;
   if constexpr (std::is_same_v<T, float>) PF_ISA_CALL(conv2d_forward_f32, xp, wp, bp, yp, p);
@@ -80,6 +92,11 @@ bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); 
 void bind(py::module_& m) {
   m.def("conv2d_forward", [](py::array x, py::array w, py::object b, py::array y, Geo g) {
     if (is_f64(x)) forward<double>(x, w, b, y, g); else forward<float>(x, w, b, y, g);
+  });
+  // x and weight rounded to bfloat16, float32 sums and out (kernels/conv2d/conv2d_bf16_cpu.cpp).
+  m.def("conv2d_forward_bf16", [](py::array x, py::array w, py::object b, py::array y, Geo g) {
+    if (!x.dtype().is(py::dtype::of<float>())) throw py::type_error("x: expected float32");
+    forward<float>(x, w, b, y, g, true);
   });
   m.def("conv2d_backward_data", [](py::array dy, py::array w, py::array dx, Geo g) {
     if (is_f64(dy)) backward_data<double>(dy, w, dx, g); else backward_data<float>(dy, w, dx, g);

@@ -27,7 +27,8 @@ View view_of(const py::array& x, const char* name, bool trans) {
 }
 
 template <class T>
-void run(const py::array& a, const py::array& b, py::array& out, const py::object& bias, bool ta, bool tb) {
+void run(const py::array& a, const py::array& b, py::array& out, const py::object& bias, bool ta, bool tb,
+         bool bf16 = false) {
   const View va = view_of(a, "a", ta), vb = view_of(b, "b", tb);
   PF_CHECK(va.cols == vb.rows, "b: inner dimensions differ (op(a) is M×K, op(b) must be K×N)");
   PF_CHECK(va.batch == vb.batch || va.batch == 1 || vb.batch == 1, "b: batch sizes differ and neither is 1");
@@ -50,6 +51,18 @@ void run(const py::array& a, const py::array& b, py::array& out, const py::objec
   const T* ap = static_cast<const T*>(a.data());
   const T* bpp = static_cast<const T*>(b.data());
   T* cp = static_cast<T*>(out.mutable_data());
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16) {
+#if defined(PF_X86)
+      PF_CHECK(pf::cpu::has_avx512_bf16(), "compute: bfloat16 needs the AVX-512 path and avx512_bf16 (see has_bf16())");
+      py::gil_scoped_release nogil;
+      pf::avx512::gemm_bf16(ap, bpp, bp, cp, p);
+      return;
+#else
+      PF_CHECK(false, "compute: bfloat16 needs an x86 CPU with avx512_bf16");
+#endif
+    }
+  }
   py::gil_scoped_release nogil;
   if constexpr (std::is_same_v<T, float>) PF_ISA_CALL(gemm_f32, ap, bpp, bp, cp, p);
   else PF_ISA_CALL(gemm_f64, ap, bpp, bp, cp, p);
@@ -75,6 +88,11 @@ void bind(py::module_& m) {
     if (a.dtype().is(py::dtype::of<double>())) run<double>(a, b, out, bias, trans_a, trans_b);
     else if (a.dtype().is(py::dtype::of<float>())) run<float>(a, b, out, bias, trans_a, trans_b);
     else throw py::type_error("a: expected float32 or float64");
+  });
+  // float32 operands rounded to bfloat16, float32 sums and result (kernels/matmul/matmul_bf16_cpu.cpp).
+  m.def("matmul_bf16", [](py::array a, py::array b, py::array out, py::object bias, bool trans_a, bool trans_b) {
+    if (!a.dtype().is(py::dtype::of<float>())) throw py::type_error("a: expected float32");
+    run<float>(a, b, out, bias, trans_a, trans_b, true);
   });
   m.def("matmul_colsum", [](py::array g, py::array out) {
     if (g.dtype().is(py::dtype::of<double>())) run_colsum<double>(g, out);

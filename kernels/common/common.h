@@ -33,6 +33,9 @@ const char* isa_name(Isa isa);
 // Highest ISA the processor and OS support (CPUID + XGETBV), ignoring the override.
 Isa native_isa();
 int max_threads();
+// The AVX-512 path is chosen and the CPU has avx512_bf16 (VDPBF16PS, VCVTNE2PS2BF16): the
+// bfloat16 kernels (*_bf16_cpu.cpp) may run. PIXELFORGE_CPU_BF16=0 turns them off.
+bool has_avx512_bf16();
 }  // namespace cpu
 }  // namespace pf
 

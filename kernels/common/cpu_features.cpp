@@ -71,6 +71,25 @@ const char* isa_name(Isa i) {
   }
 }
 
+static bool detect_bf16() {
+#if defined(PF_X86)
+  if (isa() != Isa::avx512) return false;
+  const char* env = std::getenv("PIXELFORGE_CPU_BF16");
+  if (env && !std::strcmp(env, "0")) return false;
+  unsigned a, b, c, d;
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, 1, a, b, c, d);
+  return a & (1u << 5);  // CPUID.(EAX=7, ECX=1):EAX[5] AVX512_BF16
+#else
+  return false;
+#endif
+}
+
+bool has_avx512_bf16() {
+  static const bool yes = detect_bf16();
+  return yes;
+}
+
 int max_threads() {
 #if defined(PF_OPENMP)
   return omp_get_max_threads();

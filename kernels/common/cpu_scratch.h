@@ -9,6 +9,7 @@
 //                  memory (never throws: it is called inside parallel regions)
 //   max_threads()  OpenMP's thread count for the next parallel region (1 without OpenMP)
 //   thread_id()    this thread's index inside a region (0 without OpenMP)
+//   team_threads() the number of threads of the current region (1 outside or without OpenMP)
 // Internal linkage on purpose: each kernel file is compiled once per ISA into PF_ISA_NS, and
 // no std:: template or weak symbol may be shared between those copies (a shared symbol
 // compiled for AVX-512 could be picked for the generic path; see common.h).
@@ -70,6 +71,14 @@ inline int thread_id() {
   return omp_get_thread_num();
 #else
   return 0;
+#endif
+}
+
+inline int team_threads() {
+#if defined(_OPENMP)
+  return omp_get_num_threads();
+#else
+  return 1;
 #endif
 }
 

@@ -7,7 +7,7 @@
 //                                              q*stride_w - pad_left + s*dil_w]
 //   (taps outside the input read zero).
 //
-// Three passes, all GEMMs over the same index map:
+// Three passes, all GEMMs over the same index map (the forward also in bfloat16: conv2d_bf16_cpu.cpp):
 //   forward          out  = W · col(x)                   per image and group
 //   backward-data    dx   = col2im(Wᵀ · dy)              (conv_transpose2d's forward)
 //   backward-weight  dW   = Σ_n dy · col(x)ᵀ             (fixed reduction order)
@@ -80,6 +80,17 @@ PF_DECLARE_ISA(void, conv2d_backward_weight_f32, (const float* x, const float* d
 PF_DECLARE_ISA(void, conv2d_backward_weight_f64, (const double* x, const double* dy, double* dw, const pf::Conv2dParams& p))
 PF_DECLARE_ISA(void, conv2d_backward_bias_f32, (const float* dy, float* db, const pf::Conv2dParams& p))
 PF_DECLARE_ISA(void, conv2d_backward_bias_f64, (const double* dy, double* db, const pf::Conv2dParams& p))
+
+#if defined(PF_X86)
+// AVX-512 build only, callable where pf::cpu::has_avx512_bf16() (conv2d_bf16_cpu.cpp): the
+// forward with x and w rounded to bfloat16 and float32 sums, float32 out. Same bits for any
+// thread count.
+namespace pf {
+namespace avx512 {
+void conv2d_forward_bf16(const float* x, const float* w, const float* bias, float* out, const Conv2dParams& p);
+}  // namespace avx512
+}  // namespace pf
+#endif
 
 // ---------------------------------------------------------------- CUDA launchers
 // (conv2d_cuda.cu) Device pointers; dtype: 0 float32, 1 float16, 2 bfloat16; accumulation in

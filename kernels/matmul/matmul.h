@@ -6,6 +6,7 @@
 // strides (negative and zero included), so no operand is ever copied up front. A batch
 // stride of 0 broadcasts one operand over the batch.
 // Variants: CPU float32 / float64 (matmul_cpu.cpp, generic / AVX2+FMA / AVX-512 builds);
+// CPU bfloat16 products with float32 in/out (matmul_bf16_cpu.cpp, AVX-512 + avx512_bf16);
 // CUDA float32 SIMT and float16 / bfloat16 WMMA with float32 accumulation (matmul_cuda.cu).
 #pragma once
 #include "common/common.h"
@@ -28,6 +29,17 @@ PF_DECLARE_ISA(void, gemm_f64, (const double* a, const double* b, const double* 
 // out[j] = sum over i (increasing) of g[i * rs + j * cs]; g: (rows, cols). Deterministic.
 PF_DECLARE_ISA(void, colsum_f32, (const float* g, pf::i64 rows, pf::i64 cols, pf::i64 rs, pf::i64 cs, float* out))
 PF_DECLARE_ISA(void, colsum_f64, (const double* g, pf::i64 rows, pf::i64 cols, pf::i64 rs, pf::i64 cs, double* out))
+
+#if defined(PF_X86)
+// CPU, AVX-512 build only, callable where pf::cpu::has_avx512_bf16(): as gemm_f32, with A and B
+// rounded to bfloat16 (nearest even; denormals read as zero) and their products summed in
+// float32. Bitwise the same for any thread count.
+namespace pf {
+namespace avx512 {
+void gemm_bf16(const float* a, const float* b, const float* bias, float* c, const GemmParams& p);
+}  // namespace avx512
+}  // namespace pf
+#endif
 
 // CUDA launcher (matmul_cuda.cu). dtype: 0 float32, 1 float16, 2 bfloat16 for a, b, bias
 // and c alike; accumulation in float32. Returns a cudaError_t as int.

@@ -16,9 +16,10 @@ from . import ops  # noqa: F401
 from ._dispatch import available  # noqa: F401
 from ._info import info  # noqa: F401
 
-_SUBMODULES = ("random", "schedules", "samplers", "functional", "nn", "optim", "models", "data", "io", "cli")
+_SUBMODULES = ("precision", "random", "schedules", "samplers", "functional", "nn", "optim", "models", "data", "io", "cli")
 # top-level names that live in a submodule
-_ATTRS = {"Tensor": "tensor", "no_grad": "tensor", "enable_grad": "tensor", "memory_pool": "_memory"}
+_ATTRS = {"Tensor": "tensor", "no_grad": "tensor", "enable_grad": "tensor", "memory_pool": "_memory",
+          "autocast": "precision"}
 
 __all__ = ["__version__", "info", "ops", "available", *_SUBMODULES, *_ATTRS]
 

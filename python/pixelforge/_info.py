@@ -24,6 +24,8 @@ def info() -> dict:
     if cpu is not None:
         cpu_info.update(isa=cpu.isa(), native_isa=cpu.native_isa(), built_isas=cpu.built_isas().split(","),
                         threads=int(cpu.max_threads()), openmp=bool(cpu.openmp))
+    from . import precision
+    cpu_info["bfloat16"] = precision.describe()
     cuda = _backend.cuda_module()
     cuda_info = {"built": cuda is not None, "archs": [], "devices": 0, "runtime": None}
     if cuda is not None:

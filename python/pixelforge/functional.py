@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from . import ops
+from . import ops, precision
 from ._dispatch import resolve
 from .ops.group_norm import kernels as _op_kernels
 from .ops.bias_act import ACTIVATIONS
@@ -147,10 +147,12 @@ def linear(input, weight, bias=None):  # noqa: A002
     b = None if bias is None else _t(bias)
     out = ops.linear(X, W, None if b is None else b.data)
     rx, rw = x.requires_grad, w.requires_grad
+    prec = precision.compute_dtype()
 
     def bw(g):
         need_b = b is not None and b.requires_grad
-        gx, gw, gb = ops.linear_backward(_contig(g), X, W, needs=(rx, rw, need_b))
+        with precision.autocast(prec):  # the backward in the forward's precision
+            gx, gw, gb = ops.linear_backward(_contig(g), X, W, needs=(rx, rw, need_b))
         return (gx, gw) if b is None else (gx, gw, gb)
     return _node(out, (x, w) if b is None else (x, w, b), bw)
 

@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from . import _backend, ops
+from . import _backend, ops, precision
 
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "cat", "stack", "where", "as_tensor",
            "tensor", "zeros", "ones", "randn"]
@@ -689,25 +689,32 @@ def matmul(a, b):
     A, B = a.data, b.data
     out = _mm(A, B)
     ra, rb = a.requires_grad, b.requires_grad
+    prec = precision.compute_dtype()
 
     def bw(g):
-        A2 = A[None, :] if A.ndim == 1 else A
-        B2 = B[:, None] if B.ndim == 1 else B
-        if A.ndim == 1 and B.ndim == 1:
-            g2 = g.reshape(1, 1)
-        elif A.ndim == 1:
-            g2 = g[..., None, :]
-        elif B.ndim == 1:
-            g2 = g[..., None]
-        else:
-            g2 = g
-        ga = gb = None
-        if ra:
-            ga = _unbroadcast(_mm(g2, B2.swapaxes(-1, -2)), A2.shape).reshape(A.shape)
-        if rb:
-            gb = _unbroadcast(_mm(A2.swapaxes(-1, -2), g2), B2.shape).reshape(B.shape)
-        return ga, gb
+        with precision.autocast(prec):  # the backward in the forward's precision
+            return _matmul_grads(g, A, B, ra, rb)
     return _node(out, (a, b), bw)
+
+
+def _matmul_grads(g, A, B, ra, rb):
+    """(dA, dB) of A @ B for the upstream gradient g (None where not required)."""
+    A2 = A[None, :] if A.ndim == 1 else A
+    B2 = B[:, None] if B.ndim == 1 else B
+    if A.ndim == 1 and B.ndim == 1:
+        g2 = g.reshape(1, 1)
+    elif A.ndim == 1:
+        g2 = g[..., None, :]
+    elif B.ndim == 1:
+        g2 = g[..., None]
+    else:
+        g2 = g
+    ga = gb = None
+    if ra:
+        ga = _unbroadcast(_mm(g2, B2.swapaxes(-1, -2)), A2.shape).reshape(A.shape)
+    if rb:
+        gb = _unbroadcast(_mm(A2.swapaxes(-1, -2), g2), B2.shape).reshape(B.shape)
+    return ga, gb
 
 
 def cat(tensors, dim=0):

@@ -63,6 +63,7 @@ class GenerativeModel:
         self.config = {**self.DEFAULTS, **self.size_defaults(shape), **config}
         self.steps_trained = 0
         self.device = "cpu"
+        self.compute_dtype = "float32"  # .to(dtype="bfloat16"): mixed precision
         _check_device(device)
         nn_init.manual_seed(int(self.config.get("init_seed", 0)))
         self._build()
@@ -122,9 +123,20 @@ class GenerativeModel:
         """The array module of this model's device: NumPy or CuPy."""
         return np if self.device == "cpu" else _backend.cupy()
 
-    def to(self, device):
-        """Move every weight, optimizer state and EMA average to ``device`` ("cpu" or "cuda").
+    def to(self, device=None, dtype=None):
+        """Move every weight, optimizer state and EMA average to ``device`` ("cpu" or "cuda"),
+        and/or set the precision its networks compute in: ``dtype="bfloat16"`` (mixed:
+        bfloat16 operands and float32 sums in the GEMMs and convolutions of training and
+        sampling, weights and optimizer state float32; see pf.precision) or "float32".
         Returns the model. The optimizers are rebuilt over the moved arrays with their state."""
+        if dtype is not None:
+            from .. import precision
+            want = precision._dtype_name(dtype)
+            for m in self._modules().values():
+                m.to(dtype=want)
+            self.compute_dtype = want
+        if device is None:
+            return self
         _check_device(device)
         if device == self.device:
             return self

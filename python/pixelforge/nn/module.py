@@ -10,7 +10,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from .. import _backend
+from .. import _backend, precision
 from ..tensor import Tensor, _to_array
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys"]
@@ -102,7 +102,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        cd = self.__dict__.get("_compute_dtype")
+        if cd is None:
+            return self.forward(*args, **kwargs)
+        with precision.autocast(cd):  # set by .to(dtype="bfloat16")
+            return self.forward(*args, **kwargs)
 
     # ----------------------------------------------------------------- traversal
     def named_children(self):
@@ -207,9 +211,19 @@ class Module:
 
     def to(self, dtype=None, device=None):
         """Convert floating parameters/buffers to ``dtype`` and/or move them to ``device``
-        ("cpu" NumPy, "cuda" CuPy). Arrays are replaced, so build optimizers afterwards."""
+        ("cpu" NumPy, "cuda" CuPy). Arrays are replaced, so build optimizers afterwards.
+
+        ``dtype="bfloat16"`` is mixed precision: the parameters stay float32 (the master copy
+        an optimizer updates) and every call of this module runs under
+        ``pf.autocast("bfloat16")`` (bfloat16 operands, float32 sums: see pf.precision);
+        ``dtype="float32"`` (or np.float32) turns it off again."""
         if device is not None and device not in ("cpu", "cuda"):
             raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+        if isinstance(dtype, str) and dtype in ("bfloat16", "bf16"):
+            self.__dict__["_compute_dtype"] = "bfloat16"
+            dtype = np.float32
+        elif dtype is not None and np.dtype(dtype) == np.float32:
+            self.__dict__.pop("_compute_dtype", None)
 
         def fn(a):
             if device == "cuda" and isinstance(a, np.ndarray):

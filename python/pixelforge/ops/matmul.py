@@ -2,7 +2,9 @@
 fused into the GEMM epilogue) and ``linear_backward``.
 
 Implementations: ``cpu`` (kernels/matmul/matmul_cpu.cpp: packed, cache-blocked, AVX-512 /
-AVX2+FMA / portable micro-kernels chosen at run time, OpenMP; float32 and float64),
+AVX2+FMA / portable micro-kernels chosen at run time, OpenMP; float32 and float64; inside
+``pf.autocast("bfloat16")`` float32 operands go through kernels/matmul/matmul_bf16_cpu.cpp:
+bfloat16 products, float32 sums, where the CPU has avx512_bf16 — see pixelforge/precision.py),
 ``cuda`` (kernels/matmul/matmul_cuda.cu: shared-memory tiled float32 SIMT kernel, WMMA
 tensor cores for float16 / bfloat16, float32 accumulation), ``ref`` (NumPy / CuPy matmul).
 No external BLAS is called by the fast paths: NumPy's matmul (OpenBLAS) would bring its own
@@ -14,7 +16,7 @@ import math
 
 import numpy as np
 
-from .. import _backend
+from .. import _backend, precision
 from .._dispatch import NotBuilt, register, resolve
 from .._validate import CPU_FLOAT, GPU_FLOAT, as_array, device_of, same_device, xp_of
 from . import _glue
@@ -204,7 +206,17 @@ class _Backend:
 @register(_NAMES, "cpu", "ref")
 @register(_NAMES, "cuda", "ref")
 def _load_ref():
-    return _Backend(_ref.gemm, _ref.colsum)
+    def gemm(a, b, trans_a, trans_b, bias, out3):
+        if precision.compute_dtype() == "bfloat16" and type(a) is np.ndarray and a.dtype == np.float32:
+            # autocast's meaning, written out: operands rounded to bfloat16, products summed
+            # in float64 (the kernel sums in float32), the result stored as float32.
+            a, b = precision.round_bfloat16(a).astype(np.float64), precision.round_bfloat16(b).astype(np.float64)
+            c = np.empty(out3.shape, np.float64)
+            _ref.gemm(a, b, trans_a, trans_b, bias, c)
+            out3[...] = c
+            return out3
+        return _ref.gemm(a, b, trans_a, trans_b, bias, out3)
+    return _Backend(gemm, _ref.colsum)
 
 
 @register(_NAMES, "cpu", "cpu")
@@ -215,8 +227,13 @@ def _load_cpu():
     if not hasattr(mod, "matmul"):
         raise NotBuilt("pixelforge._cpu was built without matmul")
 
+    bf16 = getattr(mod, "matmul_bf16", None)
+
     def gemm(a, b, trans_a, trans_b, bias, out3):
-        mod.matmul(a, b, out3, bias, trans_a, trans_b)
+        if bf16 is not None and precision.use_bfloat16(a, b):  # inside pf.autocast("bfloat16")
+            bf16(a, b, out3, bias, trans_a, trans_b)
+        else:
+            mod.matmul(a, b, out3, bias, trans_a, trans_b)
         return out3
 
     def colsum(g2):

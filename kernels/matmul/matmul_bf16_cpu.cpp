@@ -1,0 +1,220 @@
+// kernels/matmul/matmul_bf16_cpu.cpp: C = A @ B (+ bias along columns), batched, with bfloat16
+// products: float32 in and out, A and B rounded to bfloat16 (nearest even) as they are packed,
+// every product summed in float32 by VDPBF16PS (avx512_bf16: each float32 lane adds
+// a(k)·b(k) + a(k+1)·b(k+1), twice the float32 FMA's products per instruction).
+//   A -> per row tile, a[kp][i] pair words (MR rows, K padded to even Kp): A's pair (k, k+1) is
+//        one 32-bit word, broadcast to the 16 lanes
+//   B -> panels of NR = 32 columns: bp[panel][kp][j][2] (kp = k / 2; one pair row = 2 zmm)
+//   per product: convert B (threads split panels), then the threads split the (row tile, panel)
+//   grid in row-major order (a thread converts an A tile when it starts one and keeps it in L1
+//   while B's panels stream from L2, blocked to ~512 KiB so they stay there); each tile runs
+//   all of K in its registers (14×32: 28 zmm accumulators).
+// Every C element sums its pairs in increasing k in one accumulator: the same bits for any
+// thread count and any partition. Operands' denormals are read as zero (as VCVTNE2PS2BF16
+// does; the scalar packing path does the same, so layouts do not change results).
+// The readable reference is ops/_ref/matmul.py (operands rounded to bfloat16, float64 sums).
+// Variants: AVX-512 + avx512_bf16 only: this file compiles to nothing in the other ISA
+// builds, and the Python layer computes in float32 where the CPU lacks avx512_bf16.
+#if defined(__AVX512F__)
+#pragma GCC target("avx512bf16")
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#include "common/bf16_cpu.h"
+#include "common/cpu_scratch.h"
+#include "matmul/matmul.h"
+
+namespace PF_ISA_NS {
+namespace {
+using pf::i64;
+
+using namespace bf16;  // common/bf16_cpu.h: MR, NR, bf16_of, cvt32, pairs, tile
+
+constexpr double kParallelFlops = 4.0e6;  // per thread (twice float32's: twice the rate)
+
+thread_local KeptScratch tls_abf, tls_bbf, tls_off;  // an A row tile (each thread's), B and its row offsets (the caller's)
+
+inline i64 cdiv(i64 a, i64 b) { return (a + b - 1) / b; }
+
+// A's rows [i0, i0 + MR) (M×K, strides rs, cs) -> dst[kp][i] pair words (k past K and rows
+// past M zero), through rows (MR × Kp bfloat16). Converted per row tile by the thread that
+// uses it, while the tile is hot: a separate pass over all of A costs its bfloat16 copy's
+// write and re-read, which a narrow C (N = 96: 3 panels use each A element) cannot hide.
+void convert_a_tile(const float* a, i64 rs, i64 cs, i64 M, i64 K, i64 Kp, i64 i0, u16* rows, u32* dst) {
+  for (i64 r = 0; r < MR; ++r) {
+    const i64 i = i0 + r;
+    u16* d = rows + r * Kp;
+    if (i >= M) { std::memset(d, 0, sizeof(u16) * Kp); continue; }
+    const float* row = a + i * rs;
+    if (cs == 1) {
+      for (i64 k = 0; k < Kp; k += 32) {
+        const i64 left = K - k;
+        const __m512i v = cvt32(_mm512_maskz_loadu_ps(first_n16(left), row + k),
+                                _mm512_maskz_loadu_ps(first_n16(left - 16), row + k + 16));
+        const i64 w = Kp - k < 32 ? Kp - k : 32;
+        _mm512_mask_storeu_epi16(d + k, w >= 32 ? __mmask32(~0u) : __mmask32((1u << w) - 1), v);
+      }
+    } else {
+      for (i64 k = 0; k < K; ++k) d[k] = bf16_of(row[k * cs]);
+      for (i64 k = K; k < Kp; ++k) d[k] = 0;
+    }
+  }
+  const u32* r32 = reinterpret_cast<const u32*>(rows);
+  const i64 KP = Kp / 2;
+  for (i64 kp = 0; kp < KP; ++kp)
+    for (int r = 0; r < MR; ++r) dst[kp * MR + r] = r32[r * KP + kp];
+}
+
+// B (K×N, strides rs, cs) -> panels bp[p][kp][j][2], zero-padded columns and the odd k.
+void convert_b(const float* b, i64 rs, i64 cs, i64 K, i64 N, i64 KP, u16* bp, int nth) {
+  const i64 npan = cdiv(N, NR);
+#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
+  for (i64 p = 0; p < npan; ++p) {
+    const i64 j0 = p * NR;
+    const int n = int(N - j0 < NR ? N - j0 : NR);
+    u16* dst = bp + p * KP * NR * 2;
+    const float* src = b + j0 * cs;
+    if (cs == 1) {
+      const __mmask16 m0 = n >= 16 ? 0xffff : __mmask16((1u << n) - 1);
+      const __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? __mmask16((1u << (n - 16)) - 1) : 0;
+      for (i64 kp = 0; kp < KP; ++kp) {
+        const float* r0 = src + 2 * kp * rs;
+        const bool has1 = 2 * kp + 1 < K;
+        const float* r1 = has1 ? r0 + rs : r0;
+        const __mmask16 h0 = has1 ? m0 : 0, h1 = has1 ? m1 : 0;
+        const __m512i lo = cvt32(_mm512_maskz_loadu_ps(m0, r0), _mm512_maskz_loadu_ps(h0, r1));
+        const __m512i hi = cvt32(_mm512_maskz_loadu_ps(m1, r0 + 16), _mm512_maskz_loadu_ps(h1, r1 + 16));
+        _mm512_storeu_si512(dst + kp * 64, pairs(lo));
+        _mm512_storeu_si512(dst + kp * 64 + 32, pairs(hi));
+      }
+    } else if (rs == 1) {
+      // Transposed B (a Linear weight (out, in) read as in×out): each column is contiguous
+      // along k, so 32 k convert at once into 16 pair words, then spread over the pair rows.
+      u32* d32 = reinterpret_cast<u32*>(dst);
+      alignas(64) u32 words[16];
+      for (int j = 0; j < NR; ++j) {
+        if (j >= n) {
+          for (i64 kp = 0; kp < KP; ++kp) d32[kp * NR + j] = 0;
+          continue;
+        }
+        const float* col = src + j * cs;
+        for (i64 k = 0; k < 2 * KP; k += 32) {
+          const i64 left = K - k;
+          const __mmask16 q0 = left >= 16 ? 0xffff : left > 0 ? __mmask16((1u << left) - 1) : 0;
+          const __mmask16 q1 = left >= 32 ? 0xffff : left > 16 ? __mmask16((1u << (left - 16)) - 1) : 0;
+          _mm512_store_si512(words, cvt32(_mm512_maskz_loadu_ps(q0, col + k), _mm512_maskz_loadu_ps(q1, col + k + 16)));
+          const i64 kp0 = k / 2, w = KP - kp0 < 16 ? KP - kp0 : 16;
+          for (i64 t = 0; t < w; ++t) d32[(kp0 + t) * NR + j] = words[t];
+        }
+      }
+    } else {
+      for (i64 kp = 0; kp < KP; ++kp)
+        for (int j = 0; j < NR; ++j)
+          for (int t = 0; t < 2; ++t) {
+            const i64 k = 2 * kp + t;
+            dst[(kp * NR + j) * 2 + t] = (j < n && k < K) ? bf16_of(src[k * rs + j * cs]) : u16(0);
+          }
+    }
+  }
+}
+
+inline void store(__m512 (&acc)[MR][2], float* __restrict c, i64 ldc, int m, int n, const float* __restrict bias) {
+  if (m == MR && n == NR) {
+    const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(c + i * ldc, bias ? _mm512_add_ps(acc[i][0], b0) : acc[i][0]);
+      _mm512_storeu_ps(c + i * ldc + 16, bias ? _mm512_add_ps(acc[i][1], b1) : acc[i][1]);
+    }
+    return;
+  }
+  alignas(64) float tmp[MR * NR];
+  for (int i = 0; i < MR; ++i) {
+    _mm512_store_ps(tmp + i * NR, acc[i][0]);
+    _mm512_store_ps(tmp + i * NR + 16, acc[i][1]);
+  }
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) c[i * ldc + j] = bias ? tmp[i * NR + j] + bias[j] : tmp[i * NR + j];
+}
+
+// One product on nth threads (1: the caller's thread), packing into this thread's buffers.
+bool product(const float* a, const float* b, const float* bias, float* c, const pf::GemmParams& p, int nth) {
+  const i64 M = p.M, N = p.N, K = p.K, Kp = K + (K & 1), KP = Kp / 2;
+  const i64 mt = cdiv(M, MR), npan = cdiv(N, NR);
+  u16* const bbf = tls_bbf.get<u16>(npan * KP * NR * 2);
+  if (!bbf) return false;
+  convert_b(b, p.b_rs, p.b_cs, K, N, KP, bbf, nth);
+  // B blocked to about 512 KiB of panels (L2) per pass over A's row tiles.
+  const i64 pan_blk = [&] {
+    const i64 q = (i64(512) << 10) / (KP * NR * 4);
+    return q < 1 ? i64(1) : q;
+  }();
+  i64* const off = tls_off.get<i64>(KP);
+  if (!off) return false;
+  for (i64 kp = 0; kp < KP; ++kp) off[kp] = kp * NR;  // a packed panel's pair rows
+  const u32* B32 = reinterpret_cast<const u32*>(bbf);
+  bool ok = true;
+  for (i64 pb = 0; pb < npan && ok; pb += pan_blk) {
+    const i64 pe = pb + pan_blk < npan ? pb + pan_blk : npan, np = pe - pb, units = mt * np;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+      // The (row tile, panel) grid in row-major order, one contiguous run per thread.
+      const int th = thread_id(), nt = team_threads();
+      const i64 u0 = units * th / nt, u1 = units * (th + 1) / nt;
+      u16* const at = u0 < u1 ? tls_abf.get<u16>(2 * MR * Kp) : nullptr;  // rows, then the tile
+      if (u0 < u1 && !at) {
+#pragma omp atomic write
+        ok = false;
+      }
+      i64 have = -1;
+      for (i64 u = u0; u < u1 && at; ++u) {
+        const i64 rt = u / np, q = pb + u % np;
+        const i64 i0 = rt * MR, j0 = q * NR;
+        u32* const tile_a = reinterpret_cast<u32*>(at + MR * Kp);
+        if (rt != have) { convert_a_tile(a, p.a_rs, p.a_cs, M, K, Kp, i0, at, tile_a); have = rt; }
+        const int m = int(M - i0 < MR ? M - i0 : MR), n = int(N - j0 < NR ? N - j0 : NR);
+        __m512 acc[MR][2];
+        tile(KP, tile_a, B32 + q * KP * NR, off, acc);
+        store(acc, c + i0 * p.c_rs + j0, p.c_rs, m, n, bias ? bias + j0 : nullptr);
+      }
+    }
+  }
+  return ok;
+}
+}  // namespace
+
+void gemm_bf16(const float* a, const float* b, const float* bias, float* c, const pf::GemmParams& p) {
+  if (p.batch <= 0 || p.M <= 0 || p.N <= 0) return;
+  if (p.K == 0) {
+    for (i64 bt = 0; bt < p.batch; ++bt)
+      for (i64 i = 0; i < p.M; ++i)
+        for (i64 j = 0; j < p.N; ++j) c[bt * p.c_bs + i * p.c_rs + j] = bias ? bias[j] : 0.0f;
+    return;
+  }
+  const int maxth = max_threads();
+  const double flops = 2.0 * double(p.M) * double(p.N) * double(p.K);
+  const double t = flops / kParallelFlops;
+  const int nth = t >= maxth ? maxth : (t >= 2 ? int(t) : 1);
+  bool ok = true;
+  if (p.batch > 1 && nth < maxth) {
+    // Many small products: whole products per thread, each on its own buffers.
+    const double tb = flops * double(p.batch) / kParallelFlops;
+    const int bth = tb >= maxth ? maxth : (tb >= 2 ? int(tb) : 1);
+#pragma omp parallel for schedule(static) num_threads(bth) if (bth > 1)
+    for (i64 bt = 0; bt < p.batch; ++bt)
+      if (!product(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, 1)) {
+#pragma omp atomic write
+        ok = false;
+      }
+  } else {
+    for (i64 bt = 0; bt < p.batch && ok; ++bt)
+      ok = product(a + bt * p.a_bs, b + bt * p.b_bs, bias, c + bt * p.c_bs, p, nth);
+  }
+  if (!ok) throw std::bad_alloc();
+}
+}  // namespace PF_ISA_NS
+#endif  // __AVX512F__
