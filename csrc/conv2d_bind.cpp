@@ -22,8 +22,9 @@ pf::Conv2dParams params(const py::array& x, const py::array& w, const py::array&
   return pf::conv2d_params(xs.data(), ws.data(), ys.data(), g.data(), xname, yname);
 }
 
+// bf16: 0 float32; 1 bfloat16 where it is faster (else float32); 2 bfloat16 always.
 template <class T>
-void forward(py::array x, py::array w, py::object b, py::array y, const Geo& g, bool bf16 = false) {
+void forward(py::array x, py::array w, py::object b, py::array y, const Geo& g, int bf16 = 0) {
   const auto p = params(x, w, y, g, "x", "out");
   const T* xp = pfb::cdata_of<T>(x, "x");
   const T* wp = pfb::cdata_of<T>(w, "weight");
@@ -40,7 +41,8 @@ void forward(py::array x, py::array w, py::object b, py::array y, const Geo& g, 
 #if defined(PF_X86)
       PF_CHECK(pf::cpu::has_avx512_bf16(), "compute: bfloat16 needs the AVX-512 path and avx512_bf16 (see has_bf16())");
       py::gil_scoped_release nogil;
-      pf::avx512::conv2d_forward_bf16(xp, wp, bp, yp, p);
+      if (pf::avx512::conv2d_forward_bf16(xp, wp, bp, yp, p, bf16 == 2)) return;
+      PF_ISA_CALL(conv2d_forward_f32, xp, wp, bp, yp, p);
       return;
 #else
       PF_CHECK(false, "compute: bfloat16 needs an x86 CPU with avx512_bf16");
@@ -93,11 +95,12 @@ void bind(py::module_& m) {
   m.def("conv2d_forward", [](py::array x, py::array w, py::object b, py::array y, Geo g) {
     if (is_f64(x)) forward<double>(x, w, b, y, g); else forward<float>(x, w, b, y, g);
   });
-  // x and weight rounded to bfloat16, float32 sums and out (kernels/conv2d/conv2d_bf16_cpu.cpp).
-  m.def("conv2d_forward_bf16", [](py::array x, py::array w, py::object b, py::array y, Geo g) {
+  // x and weight rounded to bfloat16, float32 sums and out (kernels/conv2d/conv2d_bf16_cpu.cpp),
+  // where that is faster than float32 (else the float32 forward); always=True: bfloat16 regardless.
+  m.def("conv2d_forward_bf16", [](py::array x, py::array w, py::object b, py::array y, Geo g, bool always) {
     if (!x.dtype().is(py::dtype::of<float>())) throw py::type_error("x: expected float32");
-    forward<float>(x, w, b, y, g, true);
-  });
+    forward<float>(x, w, b, y, g, always ? 2 : 1);
+  }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("y"), py::arg("g"), py::arg("always") = false);
   m.def("conv2d_backward_data", [](py::array dy, py::array w, py::array dx, Geo g) {
     if (is_f64(dy)) backward_data<double>(dy, w, dx, g); else backward_data<float>(dy, w, dx, g);
   });

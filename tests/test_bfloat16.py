@@ -143,12 +143,57 @@ def test_conv2d_bf16_forward_against_rounded_float64(case):
     p = (h + 2 * pad - dil * (r - 1) - 1) // st + 1
     q = (w_ + 2 * pad - dil * (s - 1) - 1) // st + 1
     out = np.full((n, k, p, q), np.nan, np.float32)
-    mod.conv2d_forward_bf16(x, w, b, out, geo)
+    mod.conv2d_forward_bf16(x, w, b, out, geo, always=True)
     want = _torch_free_conv64(rounded(x), rounded(w), b.astype(np.float64), st, pad, dil, grp)
     close(out, want, (c // grp) * r * s, "conv2d bf16")
     with pf.autocast("bfloat16"):
         ref = pf.ops.conv2d(x, w, b, stride=st, padding=pad, dilation=dil, groups=grp, impl="ref")
     close(ref, want, (c // grp) * r * s, "ref under autocast")
+
+
+WINOGRAD_CASES = [(2, 32, 16, 32, 48, 1), (1, 64, 8, 16, 64, 2), (1, 33, 8, 16, 40, 1)]  # N, C, H, W, K, groups
+
+
+@needs_bf16
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=str)
+def test_conv2d_bf16_winograd_layers(case):
+    """3×3 stride-1 layers with >= 32 channels (and rows of 16) go through Winograd with
+    bfloat16 products: the transforms' values are rounded, not the inputs, so the truth is the
+    exact float64 convolution, with bfloat16's tolerance (and torch's own error, where present)."""
+    n, c, h, w_, k, grp = case
+    g = np.random.default_rng(sum(case))
+    x = g.standard_normal((n, c, h, w_)).astype(np.float32)
+    w = g.standard_normal((k, c // grp, 3, 3)).astype(np.float32)
+    b = g.standard_normal(k).astype(np.float32)
+    exact = pf.ops.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=1, groups=grp)
+    with pf.autocast("bfloat16"):
+        got = pf.ops.conv2d(x, w, b, padding=1, groups=grp)
+    direct = np.full(exact.shape, np.nan, np.float32)
+    pf._backend.cpu_module().conv2d_forward_bf16(x, w, b, direct, [1, 1, 1, 1, 1, 1, 1, 1, grp], always=True)
+    np.testing.assert_array_equal(got, direct)  # the op and the kernel entry agree
+    err = np.abs(got - exact).max() / np.abs(exact).max()
+    assert 1e-4 < err < 2 ** -7, err  # bfloat16's products (not float32's), within bfloat16's precision
+    torch = pytest.importorskip("torch")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                                            padding=1, groups=grp).float().numpy()
+    assert err <= 2 * np.abs(theirs - exact).max() / np.abs(exact).max()
+
+
+@needs_bf16
+def test_conv2d_autocast_keeps_float32_where_faster():
+    """A first layer (3 input channels) and a 4×4-output stride-2 layer run float32 under autocast
+    (the kernel declines: float32 is faster there), bit for bit; a 14×14 -> 7×7 one does not."""
+    g = np.random.default_rng(9)
+    for x_shape, w_shape, stride, bf16 in [((4, 3, 16, 16), (32, 3, 3, 3), 1, False),
+                                           ((8, 64, 8, 8), (32, 64, 4, 4), 2, False),
+                                           ((8, 32, 14, 14), (48, 32, 4, 4), 2, True)]:
+        x = g.standard_normal(x_shape).astype(np.float32)
+        w = g.standard_normal(w_shape).astype(np.float32)
+        y32 = pf.ops.conv2d(x, w, stride=stride, padding=1)
+        with pf.autocast("bfloat16"):
+            y = pf.ops.conv2d(x, w, stride=stride, padding=1)
+        assert np.array_equal(y, y32) != bf16, (x_shape, w_shape)
 
 
 @needs_bf16

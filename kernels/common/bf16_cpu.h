@@ -1,5 +1,7 @@
 // kernels/common/bf16_cpu.h: what the bfloat16 CPU kernels share (matmul_bf16_cpu.cpp,
-// conv2d_bf16_cpu.cpp), AVX-512 + avx512_bf16 only; include after `#pragma GCC target("avx512bf16")`.
+// conv2d_bf16_cpu.cpp, the Winograd products of conv2d_winograd_cpu.h), AVX-512 + avx512_bf16
+// only: its functions carry the avx512bf16 target, so a caller either compiles under that target
+// or marks itself __attribute__((target("avx512bf16"))), and runs only where the CPU has it.
 //   bf16_of(f)        float32 -> bfloat16 bits, nearest even, denormals to signed zero (what
 //                     VCVTNE2PS2BF16 does, so scalar and vector packing give the same bits)
 //   pair_of(k0, k1)   two floats -> one 32-bit pair word (k0 low)
@@ -19,6 +21,9 @@
 #include <cstring>
 
 #include "common/common.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512bf16")
 
 namespace PF_ISA_NS {
 namespace {
@@ -71,4 +76,5 @@ inline __attribute__((always_inline)) void tile(pf::i64 KP, const u32* __restric
 }  // namespace bf16
 }  // namespace
 }  // namespace PF_ISA_NS
+#pragma GCC pop_options
 #endif

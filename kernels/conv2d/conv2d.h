@@ -84,10 +84,14 @@ PF_DECLARE_ISA(void, conv2d_backward_bias_f64, (const double* dy, double* db, co
 #if defined(PF_X86)
 // AVX-512 build only, callable where pf::cpu::has_avx512_bf16() (conv2d_bf16_cpu.cpp): the
 // forward with x and w rounded to bfloat16 and float32 sums, float32 out. Same bits for any
-// thread count.
+// thread count. Returns false, writing nothing, where float32 is faster (unless `always`).
 namespace pf {
 namespace avx512 {
-void conv2d_forward_bf16(const float* x, const float* w, const float* bias, float* out, const Conv2dParams& p);
+bool conv2d_forward_bf16(const float* x, const float* w, const float* bias, float* out, const Conv2dParams& p,
+                         bool always);
+// The same for 3×3 stride-1 layers Winograd takes (conv2d_winograd_cpu.h: float32 transforms,
+// bfloat16 products); false (nothing written) for any other layer.
+bool conv2d_forward_winograd_bf16(const float* x, const float* w, const float* bias, float* out, const Conv2dParams& p);
 }  // namespace avx512
 }  // namespace pf
 #endif

@@ -20,8 +20,10 @@
 // scattered) stay in L1 across the channel tiles while the weights, read in order, stream from
 // L2 (the other order, weights in L1 and windows streaming, ran at half the speed). Every output sums its pairs in the order (cp, r, s): the same bits for any
 // thread count. The readable reference is ops/_ref/conv2d.py on bfloat16-rounded operands.
-// Variants: AVX-512 + avx512_bf16 only (nothing in the other ISA builds; Python computes in
-// float32 where the CPU lacks avx512_bf16).
+// Variants: this shifted-window kernel, and for the 3×3 stride-1 layers Winograd takes, its
+// bfloat16 products (conv2d_winograd_cpu.h: the entry point tries that first). AVX-512 +
+// avx512_bf16 only (nothing in the other ISA builds; Python computes in float32 where the CPU
+// lacks avx512_bf16).
 #if defined(__AVX512F__)
 #pragma GCC target("avx512bf16")
 #include <immintrin.h>
@@ -132,6 +134,35 @@ void convert_plane(const float* c0, const float* c1, const pf::Conv2dParams& p, 
   }
 }
 
+// The same from x already rounded (xb, bfloat16 bits): for short rows (a small image or a
+// stride-2 phase of one), where the vector path above never fills a vector and pair_of per
+// word would cost more than the products; here a word is two 16-bit loads and an OR.
+void convert_plane_bits(const u16* c0, const u16* c1, const pf::Conv2dParams& p, const Geometry& g, i64 a, i64 b,
+                        u32* dst) {
+  for (i64 u = 0; u < g.Hu; ++u) {
+    u32* d = dst + u * g.Wv;
+    const i64 h = u * g.sh + a - p.pad_top;
+    if (h < 0 || h >= p.H) {
+      for (i64 v = 0; v < g.Wv; ++v) d[v] = 0;
+      continue;
+    }
+    const u16* r0 = c0 + h * p.W;
+    const u16* r1 = c1 ? c1 + h * p.W : nullptr;
+    for (i64 v = 0; v < g.Wv; ++v) {
+      const i64 w = v * g.sw + b - p.pad_left;
+      d[v] = (w < 0 || w >= p.W) ? 0u : (u32(r0[w]) | (r1 ? u32(r1[w]) << 16 : 0u));
+    }
+  }
+}
+
+// n floats -> bfloat16 bits (the x of convert_plane_bits).
+void round_all(const float* x, i64 n, u16* xb) {
+  i64 i = 0;
+  for (; i + 32 <= n; i += 32)
+    _mm512_storeu_si512(xb + i, cvt32(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i + 16)));
+  for (; i < n; ++i) xb[i] = bf16_of(x[i]);
+}
+
 // Weights of group gi -> kt tiles of a[kp][i] (MR channels each, zero past Kg), kp = (cp·R + r)·S + s.
 void convert_weight(const float* w, const pf::Conv2dParams& p, const Geometry& g, i64 gi, u32* a) {
   const i64 RS = p.R * p.S;
@@ -158,14 +189,22 @@ void convert_weight(const float* w, const pf::Conv2dParams& p, const Geometry& g
 // + bias; only u < P, v < Q are real outputs.
 inline void store(__m512 (&acc)[MR][2], float* out, const float* bias, const pf::Conv2dParams& p, const Geometry& g,
                   i64 gi, i64 k0, i64 j0, i64 jend) {
-  // Where each of the tile's columns goes in out's (n, k = 0) plane, or -1: (n, u, v) of the
-  // first column by division, the rest by counting.
+  // The tile's columns as runs of consecutive outputs in out's (n, k = 0) plane: (n, u, v) of
+  // the first column by division, the rest by counting; then each row copies its runs.
   alignas(64) float tmp[NR];
-  i64 dst[NR];
+  int run_t[NR], run_len[NR], nruns = 0;
+  i64 run_dst[NR];
   const i64 PQ = p.P * p.Q;
   i64 n = j0 / g.img, u = (j0 - n * g.img) / g.Wv, v = j0 - n * g.img - u * g.Wv;
-  for (int t = 0; t < NR; ++t) {
-    dst[t] = (j0 + t < jend && u < p.P && v < p.Q) ? n * p.K * PQ + u * p.Q + v : -1;
+  for (int t = 0; t < NR && j0 + t < jend; ++t) {
+    if (u < p.P && v < p.Q) {
+      const i64 d = n * p.K * PQ + u * p.Q + v;
+      if (nruns && run_t[nruns - 1] + run_len[nruns - 1] == t && run_dst[nruns - 1] + run_len[nruns - 1] == d) {
+        ++run_len[nruns - 1];
+      } else {
+        run_t[nruns] = t, run_len[nruns] = 1, run_dst[nruns] = d, ++nruns;
+      }
+    }
     if (++v == g.Wv) {
       v = 0;
       if (++u == g.Hu) { u = 0; ++n; }
@@ -178,17 +217,30 @@ inline void store(__m512 (&acc)[MR][2], float* out, const float* bias, const pf:
     const i64 k = gi * g.Kg + k0 + i;
     const float bv = bias ? bias[k] : 0.0f;
     float* o = out + k * PQ;
-    for (int t = 0; t < NR; ++t)
-      if (dst[t] >= 0) o[dst[t]] = tmp[t] + bv;
+    for (int r = 0; r < nruns; ++r) {
+      float* d = o + run_dst[r];
+      const float* sv = tmp + run_t[r];
+      for (int t = 0; t < run_len[r]; ++t) d[t] = sv[t] + bv;
+    }
   }
 }
 
-thread_local KeptScratch tls_src, tls_a, tls_off;
+thread_local KeptScratch tls_src, tls_a, tls_off, tls_xb;
 }  // namespace
 
-void conv2d_forward_bf16(const float* x, const float* w, const float* bias, float* out, const pf::Conv2dParams& p) {
-  if (p.N <= 0) return;
+bool conv2d_forward_bf16(const float* x, const float* w, const float* bias, float* out, const pf::Conv2dParams& p,
+                         bool always) {
+  if (p.N <= 0) return true;
+  // 3×3 stride 1 with >= 32 channels: Winograd's 2.25× fewer products, in bfloat16 too.
+  if (conv2d_forward_winograd_bf16(x, w, bias, out, p)) return true;
   const Geometry g = geometry(p);
+  if (!always) {
+    // Measured (Zen 5 VM, bench/RESULTS.md "bfloat16"): below 16 input channels per group the
+    // pair products are too little work for their packing, and below 3/4 useful columns (a 4×4
+    // output of a stride-2 4×4 layer computes 25 for 16) float32's direct kernel is faster.
+    const double cols = g.batched ? double(p.N) * double(g.img) : double(p.N) * double(g.jt * NR);
+    if (g.Cg < 16 || double(p.N) * double(p.P) * double(p.Q) < 0.75 * cols) return false;
+  }
   const i64 G = p.groups, RS = p.R * p.S, nph = g.sh * g.sw;
   u32* const src = tls_src.get<u32>(G * g.group);
   u32* const a = tls_a.get<u32>(G * g.kt * MR * g.KP);
@@ -208,8 +260,18 @@ void conv2d_forward_bf16(const float* x, const float* w, const float* bias, floa
   const int nth = t >= maxth ? maxth : (t >= 2 ? int(t) : 1);
   const i64 HW = p.H * p.W, runs = g.batched ? 1 : p.N;  // column-tile runs per group
   const i64 units_per_run = g.jt * g.kt, units = G * runs * units_per_run;
+  // Short rows: round all of x first (one vector pass), then assemble words from the bits.
+  const bool by_bits = g.Wv < 32;
+  u16* const xb = by_bits ? tls_xb.get<u16>(p.N * p.C * HW) : nullptr;
+  if (by_bits && !xb) throw std::bad_alloc();
 #pragma omp parallel num_threads(nth) if (nth > 1)
   {
+    if (by_bits) {
+      const i64 total = p.N * p.C * HW, chunk = cdiv(cdiv(total, team_threads()), 32) * 32;
+      const i64 c0 = chunk * thread_id(), c1 = c0 + chunk < total ? c0 + chunk : total;
+      if (c0 < c1) round_all(x + c0, c1 - c0, xb + c0);
+#pragma omp barrier
+    }
 #pragma omp for schedule(static) nowait
     for (i64 gi = 0; gi < G; ++gi) convert_weight(w, p, g, gi, a + gi * g.kt * MR * g.KP);
 #pragma omp for schedule(static)
@@ -217,9 +279,12 @@ void conv2d_forward_bf16(const float* x, const float* w, const float* bias, floa
       const i64 gi = q / (nph * g.Cp), ph = (q / g.Cp) % nph, cp = q % g.Cp, c = 2 * cp;
       u32* blk = src + gi * g.group + (ph * g.Cp + cp) * g.sC;
       for (i64 n = 0; n < p.N; ++n) {
-        const float* xc = x + (n * p.C + gi * g.Cg + c) * HW;
+        const i64 xo = (n * p.C + gi * g.Cg + c) * HW;
         u32* plane = blk + n * g.sN;
-        convert_plane(xc, c + 1 < g.Cg ? xc + HW : nullptr, p, g, ph / g.sw, ph % g.sw, plane);
+        if (by_bits)
+          convert_plane_bits(xb + xo, c + 1 < g.Cg ? xb + xo + HW : nullptr, p, g, ph / g.sw, ph % g.sw, plane);
+        else
+          convert_plane(x + xo, c + 1 < g.Cg ? x + xo + HW : nullptr, p, g, ph / g.sw, ph % g.sw, plane);
         if (!g.batched) std::memset(plane + g.img, 0, sizeof(u32) * NR);
       }
       if (g.batched) std::memset(blk + p.N * g.img, 0, sizeof(u32) * NR);
@@ -238,6 +303,7 @@ void conv2d_forward_bf16(const float* x, const float* w, const float* bias, floa
       store(acc, out, bias, p, g, gi, kt * MR, j0, base + g.J);
     }
   }
+  return true;
 }
 }  // namespace PF_ISA_NS
 #endif  // __AVX512F__

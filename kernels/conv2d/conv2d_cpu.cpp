@@ -58,6 +58,7 @@
 #include <omp.h>
 #endif
 
+#include "common/bf16_cpu.h"
 #include "common/cpu_scratch.h"
 #include "common/gemm_cpu.h"
 #include "common/simd.h"
@@ -387,4 +388,11 @@ void conv2d_backward_weight_f32(const float* x, const float* dy, float* dw, cons
 void conv2d_backward_weight_f64(const double* x, const double* dy, double* dw, const pf::Conv2dParams& p) { backward_weight(x, dy, dw, p); }
 void conv2d_backward_bias_f32(const float* dy, float* db, const pf::Conv2dParams& p) { backward_bias(dy, db, p); }
 void conv2d_backward_bias_f64(const double* dy, double* db, const pf::Conv2dParams& p) { backward_bias(dy, db, p); }
+#if defined(__AVX512F__) && defined(PF_X86)
+bool conv2d_forward_winograd_bf16(const float* x, const float* w, const float* b, float* y, const pf::Conv2dParams& p) {
+  const i64 bt = winograd_band(p);
+  if (bt) forward_winograd<true>(x, w, b, y, p, bt);
+  return bt != 0;
+}
+#endif
 }  // namespace PF_ISA_NS

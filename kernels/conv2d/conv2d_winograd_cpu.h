@@ -65,13 +65,54 @@ inline void winograd_input_tiles(const float* xc, i64 Wp, i64 nch, i64 nvec, flo
   }
 }
 
+#if defined(PF_X86)
+// The products M_ξ = U_ξ · V_ξ of one job in bfloat16 (the forward under pf.autocast("bfloat16")):
+// V (16, Cg, ld) float32 -> Vb (16, Cp, ldw) pair words of channels (2cp, 2cp + 1), then per
+// ξ, 32 tiles and 14 output channels at a time, VDPBF16PS over the Cp pairs (common/bf16_cpu.h).
+// Ub: this group's (kt, Cp, 14) pair words of ξ = 0, ξ planes us words apart. M rows: kt·14 per ξ.
+// off: Cp entries of scratch.
+__attribute__((target("avx512bf16"))) inline void winograd_products_bf16(const float* V, i64 Cg, i64 ld,
+                                                                          const std::uint32_t* Ub, i64 us, i64 kt,
+                                                                          std::uint32_t* Vb, i64 ldw, i64 cols,
+                                                                          float* M, i64* off) {
+  using namespace bf16;
+  const i64 Cp = cdiv(Cg, 2);
+  for (i64 cp = 0; cp < Cp; ++cp) off[cp] = cp * ldw;  // pair row cp of Vb
+  for (int xi = 0; xi < 16; ++xi) {
+    const float* vx = V + xi * Cg * ld;
+    std::uint32_t* vb = Vb + xi * Cp * ldw;
+    for (i64 cp = 0; cp < Cp; ++cp) {
+      const float* r0 = vx + 2 * cp * ld;
+      const float* r1 = 2 * cp + 1 < Cg ? r0 + ld : nullptr;
+      for (i64 j = 0; j < cols; j += 16)
+        _mm512_storeu_si512(vb + cp * ldw + j,
+                            pairs(cvt32(_mm512_loadu_ps(r0 + j), r1 ? _mm512_loadu_ps(r1 + j) : _mm512_setzero_ps())));
+    }
+    const std::uint32_t* ux = Ub + xi * us;
+    float* mx = M + xi * kt * MR * ld;
+    for (i64 j0 = 0; j0 < cols; j0 += NR)
+      for (i64 t = 0; t < kt; ++t) {
+        __m512 acc[MR][2];
+        tile(Cp, ux + t * Cp * MR, vb + j0, off, acc);
+        for (int i = 0; i < MR; ++i) {
+          _mm512_storeu_ps(mx + (t * MR + i) * ld + j0, acc[i][0]);
+          _mm512_storeu_ps(mx + (t * MR + i) * ld + j0 + 16, acc[i][1]);
+        }
+      }
+  }
+}
+#endif
+
+// BF16: the products in bfloat16 (winograd_products_bf16; callers check pf::cpu::has_avx512_bf16()).
+template <bool BF16 = false>
 inline void forward_winograd(const float* x, const float* w, const float* bias, float* out,
                              const pf::Conv2dParams& p, i64 bt) {
-  constexpr int MR = 8, NR = 32;
+  constexpr int MR = BF16 ? 14 : 8, NR = 32;
   const i64 G = p.groups, Cg = p.C / G, Kg = p.K / G, mb = cdiv(Kg, MR), HW = p.H * p.W, PQ = p.P * p.Q;
   const i64 Q = p.Q, nch = Q / 16, bands = p.P / 2 / bt, cols = bt * nch * 8, ld = padded_ld<float>(cols);
-  const i64 Wp = Q + 2, Hr = 2 * bt + 2, CS = Hr * Wp;
+  const i64 Wp = Q + 2, Hr = 2 * bt + 2, CS = Hr * Wp, Cp = cdiv(Cg, 2), ldw = cols + 32;
   // U packed (16, G, mb, Cg, MR): U_ξ[k][c] at ((ξ·G + g)·mb + k / MR)·Cg·MR + c·MR + k % MR
+  // (BF16: then as pair words (16, G, mb, Cp, MR) in Ub)
   Scratch<float> U(16 * G * mb * Cg * MR);
 #pragma omp parallel for schedule(static) if (G * Kg * Cg > 4096)
   for (i64 gb = 0; gb < G * mb; ++gb) {
@@ -99,12 +140,24 @@ inline void forward_winograd(const float* x, const float* w, const float* bias, 
       }
     }
   }
+  Scratch<std::uint32_t> Ub(BF16 ? 16 * G * mb * Cp * MR : 0);
+#if defined(PF_X86)
+  if constexpr (BF16)
+    for (i64 q = 0; q < 16 * G * mb; ++q)
+      for (i64 cp = 0; cp < Cp; ++cp)
+        for (int i = 0; i < MR; ++i) {
+          const float* u = U.p + q * Cg * MR;
+          Ub.p[(q * Cp + cp) * MR + i] = bf16::pair_of(u[2 * cp * MR + i], 2 * cp + 1 < Cg ? u[(2 * cp + 1) * MR + i] : 0.0f);
+        }
+#endif
   const i64 jobs = p.N * G * bands;
   const __m512i zip_lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512i zip_hi = _mm512_add_epi32(zip_lo, _mm512_set1_epi32(8));
 #pragma omp parallel if (jobs > 1)
   {
     Scratch<float> xp(Cg * CS), V(16 * Cg * ld), M(16 * mb * MR * ld);
+    Scratch<std::uint32_t> Vb(BF16 ? 16 * Cp * ldw : 0);
+    Scratch<i64> offs(BF16 ? Cp : 0);
 #pragma omp for schedule(dynamic, 1)
     for (i64 job = 0; job < jobs; ++job) {
       const i64 g = job % G, rest = job / G, n = rest / bands, p0 = rest % bands * bt * 2;
@@ -112,6 +165,11 @@ inline void forward_winograd(const float* x, const float* w, const float* bias, 
       // V_ξ (Cg × cols) = Bᵀ d B
       for (i64 c = 0; c < Cg; ++c) winograd_input_tiles(xp.p + c * CS, Wp, nch, cols / 16, V.p + c * ld, Cg * ld);
       // M_ξ = U_ξ · V_ξ
+#if defined(PF_X86)
+      if constexpr (BF16) {
+        winograd_products_bf16(V.p, Cg, ld, Ub.p + g * mb * Cp * MR, G * mb * Cp * MR, mb, Vb.p, ldw, cols, M.p, offs.p);
+      } else
+#endif
       for (int xi = 0; xi < 16; ++xi) {
         const float* ug = U.p + (xi * G + g) * mb * Cg * MR;
         const float* vx = V.p + xi * Cg * ld;

@@ -12,8 +12,8 @@ AVX-512, float32 3×3 stride-1 layers with >= 32 channels per group run Winograd
 in all three passes (forward/backward-data float32 error ~1.5× the direct path's, weight
 gradient's below torch's, measured against float64; not bit-identical to the direct path) and
 stride > 1 backward-data runs per output phase),
-inside ``pf.autocast("bfloat16")`` the float32 forward of layers where it pays runs
-kernels/conv2d/conv2d_bf16_cpu.cpp (bfloat16 products, float32 sums; see ``_bf16_pays``),
+inside ``pf.autocast("bfloat16")`` the float32 forward runs kernels/conv2d/conv2d_bf16_cpu.cpp
+(bfloat16 products, float32 sums) for the layers where that is faster than float32 (it says),
 ``cuda`` (kernels/conv2d/conv2d_cuda.cu: implicit GEMM with shared-memory tiles, tensor
 cores for float16/bfloat16; float32/float16/bfloat16 on CuPy arrays), ``ref``
 (ops/_ref/conv2d.py). A 3-D x (C, H, W) is treated as a batch of one, as torch does.
@@ -280,19 +280,6 @@ def _load_ref():
             "backward_bias": backward_bias}
 
 
-def _bf16_pays(w, geo):
-    """Inside pf.autocast("bfloat16"): whether the bfloat16 forward (conv2d_bf16_cpu.cpp) beats
-    the float32 one for this layer. Measured on Zen 4 (bench/RESULTS_conv2d.md, "bfloat16"):
-    3×3 stride-1 layers with >= 32 channels per group run float32 Winograd, which does 2.25×
-    fewer products and is as fast; fewer than 16 input channels per group leave the pair
-    kernel's work too small to pay for its packing. Those stay float32 (more precise, too)."""
-    cg = w.shape[1]
-    if cg < 16:
-        return False
-    winograd = (w.shape[2] == 3 and w.shape[3] == 3 and tuple(geo.stride) == (1, 1) and tuple(geo.dilation) == (1, 1) and cg >= 32)
-    return not winograd
-
-
 @register(_OPS, "cpu", "cpu")
 def _load_cpu():
     mod = _backend.cpu_module()
@@ -303,7 +290,7 @@ def _load_cpu():
 
     def forward(x, w, b, geo):
         out = np.empty((x.shape[0], w.shape[0]) + geo.out_hw, x.dtype)
-        if bf16 is not None and precision.use_bfloat16(x, w) and _bf16_pays(w, geo):
+        if bf16 is not None and precision.use_bfloat16(x, w):  # bfloat16 where it is faster
             bf16(x, w, b, out, geo.args())
         else:
             mod.conv2d_forward(x, w, b, out, geo.args())
