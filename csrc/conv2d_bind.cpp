@@ -55,11 +55,24 @@ void forward(py::array x, py::array w, py::object b, py::array y, const Geo& g, 
 }
 
 template <class T>
-void backward_data(py::array dy, py::array w, py::array dx, const Geo& g) {
+void backward_data(py::array dy, py::array w, py::array dx, const Geo& g, bool bf16 = false) {
   const auto p = params(dx, w, dy, g, "dx", "grad_out");
   const T* dyp = pfb::cdata_of<T>(dy, "grad_out");
   const T* wp = pfb::cdata_of<T>(w, "weight");
   T* dxp = pfb::data_of<T>(dx, "dx");
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16) {
+#if defined(PF_X86)
+      PF_CHECK(pf::cpu::has_avx512_bf16(), "compute: bfloat16 needs the AVX-512 path and avx512_bf16 (see has_bf16())");
+      py::gil_scoped_release nogil;
+      if (pf::avx512::conv2d_backward_data_bf16(dyp, wp, dxp, p)) return;
+      PF_ISA_CALL(conv2d_backward_data_f32, dyp, wp, dxp, p);
+      return;
+#else
+      PF_CHECK(false, "compute: bfloat16 needs an x86 CPU with avx512_bf16");
+#endif
+    }
+  }
   py::gil_scoped_release nogil;
   if constexpr (std::is_same_v<T, float>) PF_ISA_CALL(conv2d_backward_data_f32, dyp, wp, dxp, p);
   else PF_ISA_CALL(conv2d_backward_data_f64, dyp, wp, dxp, p);
@@ -101,6 +114,11 @@ void bind(py::module_& m) {
     if (!x.dtype().is(py::dtype::of<float>())) throw py::type_error("x: expected float32");
     forward<float>(x, w, b, y, g, always ? 2 : 1);
   }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("y"), py::arg("g"), py::arg("always") = false);
+  // Stride 1 in bfloat16 where that is faster (else float32), as conv2d_forward_bf16.
+  m.def("conv2d_backward_data_bf16", [](py::array dy, py::array w, py::array dx, Geo g) {
+    if (!dy.dtype().is(py::dtype::of<float>())) throw py::type_error("grad_out: expected float32");
+    backward_data<float>(dy, w, dx, g, true);
+  });
   m.def("conv2d_backward_data", [](py::array dy, py::array w, py::array dx, Geo g) {
     if (is_f64(dy)) backward_data<double>(dy, w, dx, g); else backward_data<float>(dy, w, dx, g);
   });

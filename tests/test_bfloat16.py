@@ -197,6 +197,39 @@ def test_conv2d_autocast_keeps_float32_where_faster():
 
 
 @needs_bf16
+@pytest.mark.parametrize("shape", [(4, 32, 14, 14, 48, 3), (2, 40, 16, 32, 36, 3), (3, 20, 9, 9, 24, 1)], ids=str)
+def test_conv2d_backward_data_bf16(shape):
+    """Stride-1 backward-data under autocast runs the bfloat16 forward with flipped weights:
+    against float64 on rounded operands (direct layers) or exact float64 (Winograd layers),
+    and a layer's backward keeps the forward's precision outside the context."""
+    n, c, h, w_, k, r = shape
+    g = np.random.default_rng(sum(shape))
+    x = g.standard_normal((n, c, h, w_)).astype(np.float32)
+    w = g.standard_normal((k, c, r, r)).astype(np.float32)
+    dy = g.standard_normal((n, k, h, w_)).astype(np.float32)
+    pad = r // 2
+    with pf.autocast("bfloat16"):
+        dx, _, _ = pf.ops.conv2d_backward(dy, x, w, padding=pad, needs=(True, False, False))
+        dx_ref, _, _ = pf.ops.conv2d_backward(dy, x, w, padding=pad, needs=(True, False, False), impl="ref")
+    dx32, _, _ = pf.ops.conv2d_backward(dy, x, w, padding=pad, needs=(True, False, False))
+    exact, _, _ = pf.ops.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
+                                         padding=pad, needs=(True, False, False))
+    assert not np.array_equal(dx, dx32)
+    winograd = r == 3 and w_ % 16 == 0 and k >= 32 and c >= 32
+    if winograd:
+        err = np.abs(dx - exact).max() / np.abs(exact).max()
+        assert 1e-4 < err < 2 ** -7, err
+    else:
+        close(dx, dx_ref.astype(np.float64), k * r * r, "dx")
+    # through autograd: backward() outside the context keeps bfloat16
+    xt = pf.Tensor(x, requires_grad=True)
+    with pf.autocast("bfloat16"):
+        y = pf.functional.conv2d(xt, pf.Tensor(w), padding=pad)
+    (y * pf.Tensor(dy)).sum().backward()
+    np.testing.assert_array_equal(xt.grad, dx)
+
+
+@needs_bf16
 def test_conv2d_bf16_bad_input_raises():
     mod = pf._backend.cpu_module()
     x = np.zeros((1, 4, 5, 5), np.float32)

@@ -64,6 +64,24 @@ inline Conv2dParams conv2d_params(const i64* xs, const i64* ws, const i64* ys, c
   PF_CHECK(ys[1] == p.K, std::string(y_name) + ": channels differ from weight.shape[0]");
   return p;
 }
+
+// Stride-1 backward-data as a forward convolution: dx = conv(dy, w') with w' the flipped,
+// transposed weights (C, Kg, R, S), w'[g·Cg + c][k][r][s] = w[g·Kg + k][c][R−1−r][S−1−s], and
+// the pads turned around. conv2d_as_forward(p): that forward's params (valid when both pads
+// come out non-negative); conv2d_flip_channel: w' of input channel gc (callers split gc).
+inline Conv2dParams conv2d_as_forward(const Conv2dParams& p) {
+  Conv2dParams q = p;
+  q.C = p.K; q.H = p.P; q.W = p.Q; q.K = p.C; q.P = p.H; q.Q = p.W;
+  q.pad_top = p.dil_h * (p.R - 1) - p.pad_top;
+  q.pad_left = p.dil_w * (p.S - 1) - p.pad_left;
+  return q;
+}
+template <class T>
+inline void conv2d_flip_channel(const T* w, const Conv2dParams& p, i64 gc, T* wq) {
+  const i64 Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
+  for (i64 k = 0; k < Kg; ++k)
+    for (i64 rs = 0; rs < RS; ++rs) wq[(gc * Kg + k) * RS + rs] = w[((gc / Cg * Kg + k) * Cg + gc % Cg) * RS + RS - 1 - rs];
+}
 }  // namespace pf
 
 // ---------------------------------------------------------------- CPU entry points
@@ -92,6 +110,9 @@ bool conv2d_forward_bf16(const float* x, const float* w, const float* bias, floa
 // The same for 3×3 stride-1 layers Winograd takes (conv2d_winograd_cpu.h: float32 transforms,
 // bfloat16 products); false (nothing written) for any other layer.
 bool conv2d_forward_winograd_bf16(const float* x, const float* w, const float* bias, float* out, const Conv2dParams& p);
+// Stride-1 backward-data through conv2d_forward_bf16 (flipped weights); false, writing nothing,
+// for other strides or where float32 is faster.
+bool conv2d_backward_data_bf16(const float* dy, const float* w, float* dx, const Conv2dParams& p);
 }  // namespace avx512
 }  // namespace pf
 #endif

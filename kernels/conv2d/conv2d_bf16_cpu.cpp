@@ -305,5 +305,16 @@ bool conv2d_forward_bf16(const float* x, const float* w, const float* bias, floa
   }
   return true;
 }
+
+bool conv2d_backward_data_bf16(const float* dy, const float* w, float* dx, const pf::Conv2dParams& p) {
+  if (p.stride_h != 1 || p.stride_w != 1) return false;
+  const pf::Conv2dParams q = pf::conv2d_as_forward(p);
+  if (q.pad_top < 0 || q.pad_left < 0) return false;
+  const i64 RS = p.R * p.S, Kg = p.K / p.groups;
+  Scratch<float> wq(p.C * Kg * RS);
+#pragma omp parallel for schedule(static) if (p.C * Kg * RS > 65536)
+  for (i64 gc = 0; gc < p.C; ++gc) pf::conv2d_flip_channel(w, p, gc, wq.p);
+  return conv2d_forward_bf16(dy, wq.p, nullptr, dx, q, false);
+}
 }  // namespace PF_ISA_NS
 #endif  // __AVX512F__

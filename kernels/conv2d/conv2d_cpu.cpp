@@ -170,20 +170,13 @@ void backward_data(const T* dy, const T* w, T* dx, const pf::Conv2dParams& p) {
   // (dx's 8-row micro-tiles would run mostly empty: 1-channel 28×28 dx 0.29 ms the GEMM way,
   // 0.60 ms through the forward).
   if (sizeof(T) == 4 && p.stride_h == 1 && p.stride_w == 1) {
-    pf::Conv2dParams q = p;
-    q.C = p.K; q.H = p.P; q.W = p.Q; q.K = p.C; q.P = p.H; q.Q = p.W;
-    q.pad_top = p.dil_h * (p.R - 1) - p.pad_top;
-    q.pad_left = p.dil_w * (p.S - 1) - p.pad_left;
+    const pf::Conv2dParams q = pf::conv2d_as_forward(p);
     const bool via_forward = winograd_band(q) || (direct_ok(q) && (!direct_narrow(q) || p.C >= 8)) ||
                              (p.C >= 8 && (p.H * p.W <= 256 || p.K * RS < 16));
     if (q.pad_top >= 0 && q.pad_left >= 0 && via_forward) {
-      // flipped, transposed weights (C, Kg, R, S): w'[g·Cg + c][k][r][s] = w[g·Kg + k][c][R−1−r][S−1−s]
-      Scratch<T> wq(p.C * Kg * RS);
+      Scratch<T> wq(p.C * Kg * RS);  // flipped, transposed weights (conv2d.h)
 #pragma omp parallel for schedule(static) if (G * Kg * kred > 65536)
-      for (i64 gc = 0; gc < p.C; ++gc)
-        for (i64 k = 0; k < Kg; ++k)
-          for (i64 rs = 0; rs < RS; ++rs)
-            wq.p[(gc * Kg + k) * RS + rs] = w[((gc / Cg * Kg + k) * Cg + gc % Cg) * RS + RS - 1 - rs];
+      for (i64 gc = 0; gc < p.C; ++gc) pf::conv2d_flip_channel(w, p, gc, wq.p);
       forward(dy, wq.p, static_cast<const T*>(nullptr), dx, q);
       return;
     }

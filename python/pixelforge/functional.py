@@ -471,9 +471,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     X, Wt = x.data, w.data
     out = ops.conv2d(X, Wt, None if b is None else b.data, stride, padding, dilation, groups)
     needs = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+    prec = precision.compute_dtype()
 
     def bw(g):
-        dx, dw, db = ops.conv2d_backward(_contig(g), X, Wt, stride, padding, dilation, groups, needs=needs)
+        with precision.autocast(prec):  # the backward in the forward's precision
+            dx, dw, db = ops.conv2d_backward(_contig(g), X, Wt, stride, padding, dilation, groups, needs=needs)
         return (dx, dw) if b is None else (dx, dw, db)
     return _node(out, (x, w) if b is None else (x, w, b), bw)
 
@@ -488,10 +490,12 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     out = ops.conv_transpose2d(X, Wt, None if b is None else b.data, stride, padding, output_padding, groups,
                                dilation)
     needs = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+    prec = precision.compute_dtype()
 
     def bw(g):
-        dx, dw, db = ops.conv_transpose2d_backward(_contig(g), X, Wt, stride, padding, output_padding, groups,
-                                                   dilation, needs=needs)
+        with precision.autocast(prec):  # the backward in the forward's precision
+            dx, dw, db = ops.conv_transpose2d_backward(_contig(g), X, Wt, stride, padding, output_padding, groups,
+                                                       dilation, needs=needs)
         return (dx, dw) if b is None else (dx, dw, db)
     return _node(out, (x, w) if b is None else (x, w, b), bw)
 

@@ -268,6 +268,9 @@ def _load_ref():
         return _ref.conv2d(x, w, b, geo.stride, geo.pad, geo.dilation, geo.groups, geo.out_hw).astype(x.dtype)
 
     def backward_data(dy, w, x_shape, geo):
+        if precision.compute_dtype() == "bfloat16" and type(dy) is np.ndarray and dy.dtype == np.float32:
+            dyr, wr = precision.round_bfloat16(dy).astype(np.float64), precision.round_bfloat16(w).astype(np.float64)
+            return _ref.conv2d_input_grad(dyr, wr, x_shape, geo.stride, geo.pad, geo.dilation, geo.groups).astype(dy.dtype)
         return _ref.conv2d_input_grad(dy, w, x_shape, geo.stride, geo.pad, geo.dilation, geo.groups).astype(dy.dtype)
 
     def backward_weight(x, dy, w_shape, geo):
@@ -296,9 +299,14 @@ def _load_cpu():
             mod.conv2d_forward(x, w, b, out, geo.args())
         return out
 
+    bf16_data = getattr(mod, "conv2d_backward_data_bf16", None)
+
     def backward_data(dy, w, x_shape, geo):
         dx = np.empty(x_shape, dy.dtype)
-        mod.conv2d_backward_data(dy, w, dx, geo.args())
+        if bf16_data is not None and precision.use_bfloat16(dy, w):  # stride 1, where faster
+            bf16_data(dy, w, dx, geo.args())
+        else:
+            mod.conv2d_backward_data(dy, w, dx, geo.args())
         return dx
 
     def backward_weight(x, dy, w_shape, geo):
