@@ -10,10 +10,13 @@ Cases (the architectures of two public diffusers checkpoints, random weights):
                       with the model built (VmHWM reset first), each library in a fresh process
 
     PYTHONPATH=python python bench/bench_unet.py [--cases cifar10-forward ...] [--rounds 5] [--separate]
+                                                 [--precision bfloat16]
 
 --separate: each library in its own fresh process (pixelforge never imported beside torch; its
 weights come from a file the parent writes), the two taking turns for --rounds rounds; the
 figures are medians over rounds of each process's median call.
+--precision bfloat16 (with --separate): pixelforge under pf.autocast("bfloat16"), torch under
+torch.autocast("cpu", dtype=torch.bfloat16), both with float32 weights.
 """
 from __future__ import annotations
 
@@ -162,6 +165,7 @@ def memory_case():
 _ALONE = r"""
 import json, sys, time, numpy as np
 lib, case, cfg, weights, calls = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+bf16 = sys.argv[6] == "bfloat16"
 batch = 1 if case.startswith("celebahq") else 8
 s = cfg["sample_size"]
 g = np.random.default_rng(0)
@@ -218,9 +222,23 @@ for _ in range(calls):
     t0 = time.perf_counter(); run(); ts.append(time.perf_counter() - t0)
 print(json.dumps({"median_s": float(np.median(ts))}))
 """
+# the precision wrapper around the child's run() (inserted before its timing loop)
+_AUTOCAST = r"""
+import contextlib
+if bf16 and lib == "diffusers":
+    ctx = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+elif bf16:
+    ctx = lambda: pf.autocast("bfloat16")
+else:
+    ctx = contextlib.nullcontext
+_run = run
+def run():
+    with ctx():
+        _run()
+"""
 
 
-def separate_case(case, rounds, folder):
+def separate_case(case, rounds, folder, precision="float32"):
     """Medians over rounds of each library's per-process median, the processes taking turns."""
     cfg = CELEBAHQ if case.startswith("celebahq") else CIFAR10
     weights = os.path.join(folder, f"{case.split('-')[0]}.safetensors")
@@ -231,10 +249,11 @@ def separate_case(case, rounds, folder):
     times = {"pixelforge": [], "diffusers": []}
     for _ in range(rounds):
         for lib in times:
-            r = subprocess.run([sys.executable, "-c", _ALONE, lib, case, json.dumps(cfg), weights, str(calls)],
+            child = _ALONE.replace("\nrun()\nts = []", _AUTOCAST + "\nrun()\nts = []")
+            r = subprocess.run([sys.executable, "-c", child, lib, case, json.dumps(cfg), weights, str(calls), precision],
                                capture_output=True, text=True, check=True, env={**os.environ})
             times[lib].append(json.loads(r.stdout.strip().splitlines()[-1])["median_s"])
-    return {k: float(np.median(v)) for k, v in times.items()}, {"rounds": rounds}
+    return {k: float(np.median(v)) for k, v in times.items()}, {"rounds": rounds, "precision": precision}
 
 
 def main(argv=None) -> int:
@@ -242,7 +261,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--separate", action="store_true", help="each library in its own processes (see above)")
+    ap.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                    help="bfloat16: both libraries under their autocast (needs --separate)")
     args = ap.parse_args(argv)
+    if args.precision != "float32" and not args.separate:
+        ap.error("--precision bfloat16 needs --separate")
     if torch_or_none() is None:
         print("bench_unet needs torch and diffusers (the reference)", file=sys.stderr)
         return 2
@@ -258,7 +281,7 @@ def main(argv=None) -> int:
             continue
         if args.separate:
             with tempfile.TemporaryDirectory() as folder:
-                med, note = separate_case(case, args.rounds if case != "cifar10-ddim50" else 2, folder)
+                med, note = separate_case(case, args.rounds if case != "cifar10-ddim50" else 2, folder, args.precision)
         elif case == "cifar10-forward":
             med, note = forward_case(CIFAR10, 8, args.rounds)
         elif case == "celebahq-forward":

@@ -11,9 +11,10 @@
 //      phase (r·dh % sh, s·dw % sw): a stride-1 window.
 //   2. Output columns are taken over the padded planes, j = n·img + p·Wv + q (q ≥ Q and p ≥ P
 //      computed and dropped), so col(x)'s pair row k = (cp, r, s) is the contiguous run
-//      src + base(k) + j: the micro-kernel (common/bf16_cpu.h, 14 channels × 32 columns) reads
-//      B straight from src through a table of base offsets. No packed B at all. Column tiles
-//      cover one image's P·Wv columns, or, for small outputs, run across images.
+//      src + base(k) + j: a column tile's 32 columns of every pair row are one copy each into
+//      an aligned panel (no im2col arithmetic), which the micro-kernel (common/bf16_cpu.h, 14
+//      channels × 32 columns) reads in order for every channel tile. Column tiles cover one
+//      image's P·Wv columns, or, for small outputs, run across images.
 //   3. W -> pair words per group in tiles of 14 channels, a[kp][i] (the odd channel's partner zero).
 // Threads: src by (image, group); then the (image, group, column tile, channel tile) grid in
 // order, a contiguous run each: a column tile's windows (~(S + 31)·R words per channel pair,
@@ -225,7 +226,8 @@ inline void store(__m512 (&acc)[MR][2], float* out, const float* bias, const pf:
   }
 }
 
-thread_local KeptScratch tls_src, tls_a, tls_off, tls_xb;
+thread_local KeptScratch tls_src, tls_a, tls_off, tls_xb, tls_poff;
+thread_local KeptScratch tls_panel;  // each thread's
 }  // namespace
 
 bool conv2d_forward_bf16(const float* x, const float* w, const float* bias, float* out, const pf::Conv2dParams& p,
@@ -245,7 +247,9 @@ bool conv2d_forward_bf16(const float* x, const float* w, const float* bias, floa
   u32* const src = tls_src.get<u32>(G * g.group);
   u32* const a = tls_a.get<u32>(G * g.kt * MR * g.KP);
   i64* const off = tls_off.get<i64>(g.KP);
-  if (!src || !a || !off) throw std::bad_alloc();
+  i64* const poff = tls_poff.get<i64>(g.KP);
+  if (!src || !a || !off || !poff) throw std::bad_alloc();
+  for (i64 kp = 0; kp < g.KP; ++kp) poff[kp] = kp * NR;
   // Pair row kp = (cp, r, s) starts in its phase's block, shifted by (ra, sb).
   for (i64 cp = 0; cp < g.Cp; ++cp)
     for (i64 r = 0; r < p.R; ++r)
@@ -259,7 +263,9 @@ bool conv2d_forward_bf16(const float* x, const float* w, const float* bias, floa
   const double t = flops / 4.0e6;
   const int nth = t >= maxth ? maxth : (t >= 2 ? int(t) : 1);
   const i64 HW = p.H * p.W, runs = g.batched ? 1 : p.N;  // column-tile runs per group
-  const i64 units_per_run = g.jt * g.kt, units = G * runs * units_per_run;
+  // column tiles per unit: their panels about 512 KiB
+  const i64 JB = [&] { const i64 q = (i64(512) << 10) / (g.KP * NR * 4); return q < 1 ? i64(1) : q; }();
+  const i64 nblk = cdiv(g.jt, JB), units = G * runs * nblk;
   // Short rows: round all of x first (one vector pass), then assemble words from the bits.
   const bool by_bits = g.Wv < 32;
   u16* const xb = by_bits ? tls_xb.get<u16>(p.N * p.C * HW) : nullptr;
@@ -290,17 +296,33 @@ bool conv2d_forward_bf16(const float* x, const float* w, const float* bias, floa
       if (g.batched) std::memset(blk + p.N * g.img, 0, sizeof(u32) * NR);
     }
     // (implicit barrier: every source block and weight tile is ready)
+    // Work units: (group, run, block of JB column tiles). A unit gathers its tiles' pair rows
+    // into aligned panels (kp, 32 words) — one copy per pair row and tile, no im2col
+    // arithmetic — about 512 KiB of them (L2), then runs every channel tile over them: the
+    // weights' tile (14 × KP words) stays in L1 while the panels stream in order from L2, as
+    // in matmul_bf16 (reading scattered windows directly, or keeping panels in L1 while the
+    // weights streamed, ran at ~60-70% of this).
     const int th = thread_id(), nt = team_threads();
     const i64 u0 = units * th / nt, u1 = units * (th + 1) / nt;
-    for (i64 u = u0; u < u1; ++u) {
-      // (group, run, column tile, channel tile): a column tile's windows stay in L1 across
-      // the channel tiles.
-      const i64 gi = u / (runs * units_per_run), run = (u / units_per_run) % runs;
-      const i64 jt = (u / g.kt) % g.jt, kt = u % g.kt;
-      const i64 base = run * g.img, j0 = base + jt * NR;  // run = image (per-image tiles) or 0
-      __m512 acc[MR][2];
-      tile(g.KP, a + (gi * g.kt + kt) * MR * g.KP, src + gi * g.group + run * g.sN + jt * NR, off, acc);
-      store(acc, out, bias, p, g, gi, kt * MR, j0, base + g.J);
+    u32* const panels = u0 < u1 ? tls_panel.get<u32>(JB * g.KP * NR) : nullptr;
+    for (i64 u = u0; u < u1 && panels; ++u) {
+      const i64 gi = u / (runs * nblk), run = (u / nblk) % runs, jb = u % nblk;
+      const i64 jt0 = jb * JB, jt1 = jt0 + JB < g.jt ? jt0 + JB : g.jt, base = run * g.img;
+      const u32* b = src + gi * g.group + run * g.sN;
+      for (i64 jt = jt0; jt < jt1; ++jt) {
+        u32* pn = panels + (jt - jt0) * g.KP * NR;
+        const u32* bj = b + jt * NR;
+        for (i64 kp = 0; kp < g.KP; ++kp) {
+          _mm512_store_si512(pn + kp * NR, _mm512_loadu_si512(bj + off[kp]));
+          _mm512_store_si512(pn + kp * NR + 16, _mm512_loadu_si512(bj + off[kp] + 16));
+        }
+      }
+      for (i64 kt = 0; kt < g.kt; ++kt)
+        for (i64 jt = jt0; jt < jt1; ++jt) {
+          __m512 acc[MR][2];
+          tile(g.KP, a + (gi * g.kt + kt) * MR * g.KP, panels + (jt - jt0) * g.KP * NR, poff, acc);
+          store(acc, out, bias, p, g, gi, kt * MR, base + jt * NR, base + g.J);
+        }
     }
   }
   return true;

@@ -5,10 +5,10 @@
 //   A -> per row tile, a[kp][i] pair words (MR rows, K padded to even Kp): A's pair (k, k+1) is
 //        one 32-bit word, broadcast to the 16 lanes
 //   B -> panels of NR = 32 columns: bp[panel][kp][j][2] (kp = k / 2; one pair row = 2 zmm)
-//   per product: convert B (threads split panels), then the threads split the (row tile, panel)
-//   grid in row-major order (a thread converts an A tile when it starts one and keeps it in L1
-//   while B's panels stream from L2, blocked to ~512 KiB so they stay there); each tile runs
-//   all of K in its registers (14×32: 28 zmm accumulators).
+//   per product, per block of B's panels (~512 KiB, L2): convert the block (threads split its
+//   panels), then the threads split the (row tile, panel) grid in row-major order (a thread
+//   converts an A tile when it starts one and keeps it in L1 while the block's panels stream
+//   from L2); each tile runs all of K in its registers (14×32: 28 zmm accumulators).
 // Every C element sums its pairs in increasing k in one accumulator: the same bits for any
 // thread count and any partition. Operands' denormals are read as zero (as VCVTNE2PS2BF16
 // does; the scalar packing path does the same, so layouts do not change results).
@@ -68,14 +68,12 @@ void convert_a_tile(const float* a, i64 rs, i64 cs, i64 M, i64 K, i64 Kp, i64 i0
     for (int r = 0; r < MR; ++r) dst[kp * MR + r] = r32[r * KP + kp];
 }
 
-// B (K×N, strides rs, cs) -> panels bp[p][kp][j][2], zero-padded columns and the odd k.
-void convert_b(const float* b, i64 rs, i64 cs, i64 K, i64 N, i64 KP, u16* bp, int nth) {
-  const i64 npan = cdiv(N, NR);
-#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
-  for (i64 p = 0; p < npan; ++p) {
+// B (K×N, strides rs, cs) -> panels [kp][j][2], zero-padded columns and the odd k.
+// Panel p (columns [32p, 32p + 32)) into dst (KP pair rows of NR words).
+void convert_b_panel(const float* b, i64 rs, i64 cs, i64 K, i64 N, i64 KP, i64 p, u16* dst) {
+  {
     const i64 j0 = p * NR;
     const int n = int(N - j0 < NR ? N - j0 : NR);
-    u16* dst = bp + p * KP * NR * 2;
     const float* src = b + j0 * cs;
     if (cs == 1) {
       const __mmask16 m0 = n >= 16 ? 0xffff : __mmask16((1u << n) - 1);
@@ -145,31 +143,33 @@ inline void store(__m512 (&acc)[MR][2], float* __restrict c, i64 ldc, int m, int
 bool product(const float* a, const float* b, const float* bias, float* c, const pf::GemmParams& p, int nth) {
   const i64 M = p.M, N = p.N, K = p.K, Kp = K + (K & 1), KP = Kp / 2;
   const i64 mt = cdiv(M, MR), npan = cdiv(N, NR);
-  u16* const bbf = tls_bbf.get<u16>(npan * KP * NR * 2);
-  if (!bbf) return false;
-  convert_b(b, p.b_rs, p.b_cs, K, N, KP, bbf, nth);
-  // B blocked to about 512 KiB of panels (L2) per pass over A's row tiles.
+  // B in blocks of about 512 KiB of panels (L2), converted just before the row tiles use them
+  // (converting all of B first costs its copy's write and re-read: M = 64, N = 50176 ran at a
+  // third of the rate).
   const i64 pan_blk = [&] {
     const i64 q = (i64(512) << 10) / (KP * NR * 4);
-    return q < 1 ? i64(1) : q;
+    return q < 1 ? i64(1) : q < npan ? q : npan;
   }();
+  u16* const bbf = tls_bbf.get<u16>(pan_blk * KP * NR * 2);
   i64* const off = tls_off.get<i64>(KP);
-  if (!off) return false;
+  if (!bbf || !off) return false;
   for (i64 kp = 0; kp < KP; ++kp) off[kp] = kp * NR;  // a packed panel's pair rows
   const u32* B32 = reinterpret_cast<const u32*>(bbf);
   bool ok = true;
-  for (i64 pb = 0; pb < npan && ok; pb += pan_blk) {
-    const i64 pe = pb + pan_blk < npan ? pb + pan_blk : npan, np = pe - pb, units = mt * np;
 #pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-      // The (row tile, panel) grid in row-major order, one contiguous run per thread.
-      const int th = thread_id(), nt = team_threads();
-      const i64 u0 = units * th / nt, u1 = units * (th + 1) / nt;
-      u16* const at = u0 < u1 ? tls_abf.get<u16>(2 * MR * Kp) : nullptr;  // rows, then the tile
-      if (u0 < u1 && !at) {
+  {
+    const int th = thread_id(), nt = team_threads();
+    u16* const at = tls_abf.get<u16>(2 * MR * Kp);  // A's rows, then its tile
+    if (!at) {
 #pragma omp atomic write
-        ok = false;
-      }
+      ok = false;
+    }
+    for (i64 pb = 0; pb < npan; pb += pan_blk) {
+      const i64 pe = pb + pan_blk < npan ? pb + pan_blk : npan, np = pe - pb, units = mt * np;
+#pragma omp for schedule(static)
+      for (i64 q = pb; q < pe; ++q) convert_b_panel(b, p.b_rs, p.b_cs, K, N, KP, q, bbf + (q - pb) * KP * NR * 2);
+      // (barrier) the (row tile, panel) grid in row-major order, one contiguous run per thread
+      const i64 u0 = units * th / nt, u1 = units * (th + 1) / nt;
       i64 have = -1;
       for (i64 u = u0; u < u1 && at; ++u) {
         const i64 rt = u / np, q = pb + u % np;
@@ -178,9 +178,10 @@ bool product(const float* a, const float* b, const float* bias, float* c, const 
         if (rt != have) { convert_a_tile(a, p.a_rs, p.a_cs, M, K, Kp, i0, at, tile_a); have = rt; }
         const int m = int(M - i0 < MR ? M - i0 : MR), n = int(N - j0 < NR ? N - j0 : NR);
         __m512 acc[MR][2];
-        tile(KP, tile_a, B32 + q * KP * NR, off, acc);
+        tile(KP, tile_a, B32 + (q - pb) * KP * NR, off, acc);
         store(acc, c + i0 * p.c_rs + j0, p.c_rs, m, n, bias ? bias + j0 : nullptr);
       }
+#pragma omp barrier
     }
   }
   return ok;
