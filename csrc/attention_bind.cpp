@@ -20,16 +20,34 @@ pf::AttnParams params(const py::array& q, const py::array& k, const py::array& v
   return p;
 }
 
+// k or v for the forward: C-contiguous, or (B, Hkv, Lk, D) rows D apart inside (b, head) blocks
+// that are evenly spaced (a KV cache's view of a longer buffer). Returns the block stride in
+// elements (0: contiguous) and checks that v's matches k's.
+template <class T>
+std::int64_t kv_blocks(const py::array& a, const char* name) {
+  if (!py::isinstance<py::array_t<T>>(a) || !a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": wrong dtype for this kernel");
+  if (a.flags() & py::array::c_style) return 0;
+  const std::int64_t it = sizeof(T), D = a.shape(3), Lk = a.shape(2);
+  const auto st = [&](int d) { return std::int64_t(a.strides(d)); };
+  PF_CHECK(st(3) == it && (Lk == 1 || st(2) == D * it) && st(1) % it == 0 && st(1) >= Lk * D * it &&
+               (a.shape(0) == 1 || st(0) == a.shape(1) * st(1)),
+           std::string(name) + ": must be C-contiguous, or rows of D inside evenly spaced (batch, head) blocks");
+  return st(1) / it;
+}
+
 void check_shape(const py::array& a, const char* name, std::vector<std::int64_t> want) {
   if (pfb::shape_of(a) != want) throw py::value_error(std::string(name) + ": wrong shape");
 }
 
 template <class T>
 void forward(py::array q, py::array k, py::array v, py::array out, py::array lse, bool causal, double scale) {
-  const auto p = params(q, k, v, causal, scale);
+  auto p = params(q, k, v, causal, scale);
   const T* qp = pfb::cdata_of<T>(q, "q");
-  const T* kp = pfb::cdata_of<T>(k, "k");
-  const T* vp = pfb::cdata_of<T>(v, "v");
+  p.kv_bs = kv_blocks<T>(k, "k");
+  PF_CHECK(kv_blocks<T>(v, "v") == p.kv_bs, "v: layout differs from k's");
+  const T* kp = static_cast<const T*>(k.data());
+  const T* vp = static_cast<const T*>(v.data());
   T* op = pfb::data_of<T>(out, "out");
   T* lp = pfb::data_of<T>(lse, "lse");
   check_shape(out, "out", pfb::shape_of(q));

@@ -184,6 +184,39 @@ def test_attention_kv_cache_decoding():
 
 
 @needs_attn
+@pytest.mark.parametrize("d", [2, 16, 20])
+def test_attention_reads_kv_cache_views_in_place(d):
+    """k, v as a KV cache holds them (views of longer buffers: head blocks spaced by the
+    capacity) give the float64 reference's answer, on the padded (d = 2, 20) and vector paths."""
+    b, h, hkv, cap, n = 3, 4, 2, 41, 17
+    kb, vb, q = f32(b, hkv, cap, d), f32(b, hkv, cap, d), f32(b, h, 1, d)
+    k, v = kb[:, :, :n], vb[:, :, :n]
+    assert not k.flags.c_contiguous
+    got = pf.ops.attention(q, k, v, causal=True)
+    want = pf.ops.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), causal=True,
+                            impl="ref")
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@needs_attn
+def test_kv_cache_grows_past_its_buffer_and_keeps_grad_path():
+    m = nn.Attention(16, 4, causal=True, num_kv_heads=2)
+    x = f32(2, 70, 16)
+    with pf.no_grad():
+        full = m(pf.Tensor(x)).numpy()
+        cache = nn.KVCache()
+        steps = [m(pf.Tensor(x[:, i:i + 1]), kv_cache=cache).numpy() for i in range(70)]
+    assert len(cache) == 70
+    np.testing.assert_allclose(np.concatenate(steps, 1), full, rtol=1e-4, atol=1e-5)
+    # with autograd the cache concatenates, so gradients reach every position's keys
+    xt = pf.Tensor(x[:, :5], requires_grad=True)
+    cache = nn.KVCache()
+    outs = [m(xt[:, i:i + 1], kv_cache=cache) for i in range(5)]
+    pf.functional.cat(outs, dim=1).sum().backward()
+    assert np.abs(xt.grad[:, 0]).sum() > 0
+
+
+@needs_attn
 def test_attention_gradcheck():
     for kv_heads in (2, 1):  # multi-head and multi-query (one k/v head)
         m = nn.Attention(4, 2, causal=True, num_kv_heads=kv_heads).double()

@@ -10,9 +10,13 @@
 
 namespace pf {
 struct AttnParams {
-  i64 B, H, Hkv, Lq, Lk, D;  // all arrays C-contiguous in the layouts above
+  i64 B, H, Hkv, Lq, Lk, D;  // all arrays C-contiguous in the layouts above, except:
   double scale;              // multiplies q.k (default D**-0.5 is applied by the caller)
   int causal;
+  // CPU forward only: elements between consecutive (b, kv head) blocks of k and v (their rows
+  // D apart within a block); 0 means Lk·D (contiguous). A KV cache decodes from views of a
+  // buffer with room for more positions than Lk.
+  i64 kv_bs = 0;
 };
 }  // namespace pf
 

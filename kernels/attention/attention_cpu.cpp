@@ -172,8 +172,9 @@ void forward_core(const typename V::T* q, const typename V::T* k, const typename
       const i64 it = nqt - 1 - t % nqt, bh = t / nqt, b = bh / p.H, h = bh % p.H;
       const i64 i0 = it * kBM, rows = (p.Lq - i0) < kBM ? (p.Lq - i0) : kBM, Np = round_up(rows, W);
       const T* Q = q + (bh * p.Lq + i0) * D;
-      const T* K = k + (b * p.Hkv + h / G) * p.Lk * D;
-      const T* Vv = v + (b * p.Hkv + h / G) * p.Lk * D;
+      const i64 kvs = p.kv_bs ? p.kv_bs : p.Lk * D;  // a (b, kv head) block of k and v
+      const T* K = k + (b * p.Hkv + h / G) * kvs;
+      const T* Vv = v + (b * p.Hkv + h / G) * kvs;
       // Qt (D x BM): transposed, pre-multiplied by scale*log2(e); padding columns zero.
       for (i64 d = 0; d < D; ++d) {
         for (i64 r = 0; r < rows; ++r) Qt[d * kBM + r] = Q[r * D + d] * c2;
@@ -413,10 +414,14 @@ void forward_padded(const typename V::T* q, const typename V::T* k, const typena
   const i64 nq = p.B * p.H * p.Lq, nk = p.B * p.Hkv * p.Lk;
   Scratch<T> qp(nq * Dp), kp(nk * Dp), vp(nk * Dp), op(nq * Dp);
   pad_rows(q, qp.p, nq, D, Dp);
-  pad_rows(k, kp.p, nk, D, Dp);
-  pad_rows(v, vp.p, nk, D, Dp);
+  const i64 kvs = p.kv_bs ? p.kv_bs : p.Lk * D;  // k, v blocks may be spaced (a KV cache's views)
+  for (i64 blk = 0; blk < p.B * p.Hkv; ++blk) {
+    pad_rows(k + blk * kvs, kp.p + blk * p.Lk * Dp, p.Lk, D, Dp);
+    pad_rows(v + blk * kvs, vp.p + blk * p.Lk * Dp, p.Lk, D, Dp);
+  }
   pf::AttnParams pp = p;
   pp.D = Dp;
+  pp.kv_bs = 0;
   forward_core<V>(qp.p, kp.p, vp.p, op.p, lse, pp);
   unpad_rows(op.p, out, nq, D, Dp);
 }

@@ -59,8 +59,9 @@ def as_array(x, name: str):
     return arr
 
 
-def float_array(x, name: str, *, ndim=None, min_ndim=None, dtypes=None):
-    """A floating array of an allowed dtype for its device, C-contiguous."""
+def float_array(x, name: str, *, ndim=None, min_ndim=None, dtypes=None, contiguous=True):
+    """A floating array of an allowed dtype for its device, C-contiguous (unless ``contiguous``
+    is False: then as it is, for a caller that reads strides)."""
     arr = as_array(x, name)
     dev = device_of(arr)
     allowed = dtypes or (CPU_FLOAT if dev == "cpu" else GPU_FLOAT)
@@ -71,7 +72,7 @@ def float_array(x, name: str, *, ndim=None, min_ndim=None, dtypes=None):
         raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(arr.shape)}")
     if min_ndim is not None and arr.ndim < min_ndim:
         raise ValueError(f"{name}: expected at least {min_ndim} dimensions, got shape {tuple(arr.shape)}")
-    if not arr.flags.c_contiguous:
+    if contiguous and not arr.flags.c_contiguous:
         arr = xp_of(arr).ascontiguousarray(arr)
     return arr
 

@@ -511,9 +511,10 @@ def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     if dropout_p:
         raise ValueError("dropout_p: attention dropout is not supported (use 0.0)")
     q, k, v = _t(query), _t(key), _t(value)
-    Q, K, V = _contig(q.data), _contig(k.data), _contig(v.data)
     if not (_mode_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
-        return _new(ops.attention(Q, K, V, causal=bool(is_causal), scale=scale))
+        # k, v as they are: a KV cache's views of its buffer are read in place
+        return _new(ops.attention(_contig(q.data), k.data, v.data, causal=bool(is_causal), scale=scale))
+    Q, K, V = _contig(q.data), _contig(k.data), _contig(v.data)
     out, lse = ops.attention(Q, K, V, causal=bool(is_causal), scale=scale, return_lse=True)
 
     def bw(g):

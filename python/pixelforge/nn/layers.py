@@ -14,7 +14,7 @@ import numpy as np
 from .. import functional as F
 from .._validate import integer
 from ..ops.bias_act import ACTIVATIONS as _ACTS
-from ..tensor import cat
+from ..tensor import _new, _xp, cat, is_grad_enabled
 from . import init
 from .module import Module, Parameter
 
@@ -193,29 +193,53 @@ class Embedding(Module):
 
 class KVCache:
     """Keys and values of the positions seen so far, for step-by-step decoding with
-    :class:`Attention`: k, v (B, Hkv, L, D) Tensors, grown by each forward call."""
+    :class:`Attention`: k, v (B, Hkv, L, D) Tensors, grown by each forward call.
 
-    __slots__ = ("k", "v")
+    Without autograd (sampling) they are views of buffers with room to spare, grown by
+    doubling: appending a position copies only that position (concatenating would copy the
+    whole cache every step: a quarter of a 196-token decode went there). With autograd on,
+    and a key that requires grad, positions are concatenated so gradients flow."""
+
+    __slots__ = ("k", "v", "_kb", "_vb", "_n")
 
     def __init__(self):
         self.k = None
         self.v = None
+        self._kb = self._vb = None
+        self._n = 0
 
     def __len__(self):
         return 0 if self.k is None else self.k.shape[2]
 
     def append(self, k, v):
-        if self.k is None:
-            self.k, self.v = k, v
-        else:
-            if k.shape[:2] != self.k.shape[:2]:
-                raise ValueError(f"kv_cache: batch/heads {tuple(k.shape[:2])} differ from the cache's "
-                                 f"{tuple(self.k.shape[:2])}")
-            self.k, self.v = cat([self.k, k], dim=2), cat([self.v, v], dim=2)
+        if self.k is not None and k.shape[:2] != self.k.shape[:2]:
+            raise ValueError(f"kv_cache: batch/heads {tuple(k.shape[:2])} differ from the cache's "
+                             f"{tuple(self.k.shape[:2])}")
+        if is_grad_enabled() and (k.requires_grad or v.requires_grad):
+            self._kb = self._vb = None
+            self.k, self.v = (k, v) if self.k is None else (cat([self.k, k], dim=2), cat([self.v, v], dim=2))
+            return self.k, self.v
+        kd, vd = k.data, v.data
+        n, add = len(self), kd.shape[2]
+        if self._kb is None or self._n != n or n + add > self._kb.shape[2] or self._kb.dtype != kd.dtype:
+            xp = _xp(kd)
+            cap = n + add + 32
+            kb = xp.empty(kd.shape[:2] + (cap,) + kd.shape[3:], kd.dtype)
+            vb = xp.empty(vd.shape[:2] + (cap,) + vd.shape[3:], vd.dtype)
+            if n:
+                kb[:, :, :n] = self.k.data
+                vb[:, :, :n] = self.v.data
+            self._kb, self._vb = kb, vb
+        self._kb[:, :, n:n + add] = kd
+        self._vb[:, :, n:n + add] = vd
+        self._n = n + add
+        self.k, self.v = _new(self._kb[:, :, :self._n]), _new(self._vb[:, :, :self._n])
         return self.k, self.v
 
     def reset(self):
         self.k = self.v = None
+        self._kb = self._vb = None
+        self._n = 0
 
 
 class Attention(Module):

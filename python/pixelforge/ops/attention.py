@@ -28,10 +28,11 @@ def _check_flag(v, name):
     return v
 
 
-def _check_qkv(q, k, v, causal, scale):
+def _check_qkv(q, k, v, causal, scale, kv_views=False):
+    """kv_views: k and v may stay views (the forward's impls read a KV cache's in place or copy)."""
     q = float_array(q, "q")
-    k = float_array(k, "k")
-    v = float_array(v, "v")
+    k = float_array(k, "k", contiguous=not kv_views)
+    v = float_array(v, "v", contiguous=not kv_views)
     for a, name, dims in ((q, "q", "(B, H, Lq, D)"), (k, "k", "(B, Hkv, Lk, D)"), (v, "v", "(B, Hkv, Lk, D)")):
         if a.ndim != 4:
             raise ValueError(f"{name}: expected 4 dimensions {dims}, got shape {tuple(a.shape)}")
@@ -79,7 +80,7 @@ def attention(q, k, v, *, causal=False, scale=None, return_lse=False, impl="auto
     CPU: float32/float64; GPU (CuPy): float32/float16/bfloat16, D <= 128, float32 accumulation.
     """
     _check_flag(return_lse, "return_lse")
-    q, k, v, causal, scale, device = _check_qkv(q, k, v, causal, scale)
+    q, k, v, causal, scale, device = _check_qkv(q, k, v, causal, scale, kv_views=True)
     _, fn = resolve("attention", device, impl)
     out, lse = fn(q, k, v, causal, scale)
     return (out, lse) if return_lse else out
@@ -141,12 +142,25 @@ def _load_cpu():
     mod = _cpu_mod()
 
     def forward(q, k, v, causal, scale):
-        out = np.empty_like(q)
+        out = np.empty(q.shape, q.dtype)
         lse = np.empty(q.shape[:3], q.dtype)
         if q.size:
-            mod.attention_forward(q, k, v, out, lse, causal, scale)
+            # k, v: contiguous, or a KV cache's views (rows of D in evenly spaced head blocks)
+            k, v = (k, v) if _kv_blocks_ok(k) and _kv_blocks_ok(v) else (np.ascontiguousarray(k), np.ascontiguousarray(v))
+            mod.attention_forward(np.ascontiguousarray(q), k, v, out, lse, causal, scale)
         return out, lse
     return forward
+
+
+def _kv_blocks_ok(a):
+    """What the CPU forward reads in place: C-contiguous, or (B, Hkv, Lk, D) whose rows are D
+    apart inside evenly spaced (batch, head) blocks (a view of a longer buffer)."""
+    if a.flags.c_contiguous:
+        return True
+    it, (b, h, lk, d) = a.itemsize, a.shape
+    s0, s1, s2, s3 = a.strides
+    return (s3 == it and (lk == 1 or s2 == d * it) and s1 % it == 0 and s1 >= lk * d * it
+            and (b == 1 or s0 == h * s1))
 
 
 @register("attention_backward", "cpu", "cpu")
@@ -171,6 +185,7 @@ def _load_cuda():
     cp = _backend.cupy()
 
     def forward(q, k, v, causal, scale):
+        q, k, v = cp.ascontiguousarray(q), cp.ascontiguousarray(k), cp.ascontiguousarray(v)
         out = cp.empty_like(q)
         lse = cp.empty(q.shape[:3], cp.float32)
         if q.size:
