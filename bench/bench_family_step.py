@@ -4,7 +4,11 @@ before anything is timed; each library then timed in its own process (torch's Op
 pixelforge's never share one).
 
   python bench/bench_family_step.py [--family gan vae transformer diffusion] [--sizes 8 28]
-                                    [--threads 1 2] [--steps 20] [--rounds 3]
+                                    [--threads 1 2] [--steps 20] [--rounds 3] [--precision bfloat16]
+
+--precision bfloat16: mixed precision on both sides (pixelforge's model.to(dtype="bfloat16"),
+torch.autocast("cpu", dtype=torch.bfloat16) around the twin's step; float32 weights and
+optimizer state in both); the agreement check stays float32.
 
 Each model is ``pf.models.create(family, (1, size, size))``: the digits' defaults at 8x8, the
 Fashion-MNIST defaults at 28x28 (``size_defaults``); the batch is the family's ``DEFAULT_BATCH``
@@ -514,9 +518,12 @@ def child(spec):
     x = batch(size, m.DEFAULT_BATCH)
     total = steps + 3
     times = []
+    bf16 = spec.get("precision") == "bfloat16"
     if lib == "pixelforge":
         rng = np.random.default_rng(0)
         from pixelforge._memory import memory_pool
+        if bf16:
+            m.to(dtype="bfloat16")                              # float32 masters, bfloat16 GEMMs/convs
         with memory_pool():                                     # as fit runs it
             for i in range(total):
                 t0 = time.perf_counter()
@@ -527,9 +534,12 @@ def child(spec):
         torch.set_num_threads(threads)
         step = TWINS[family][0](m).step
         xt = torch.from_numpy(x)
+        import contextlib
+        ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
         for i in range(total):
             t0 = time.perf_counter()
-            step(xt, i, total)                  # draws its own random numbers, as pixelforge's step does
+            with ctx():
+                step(xt, i, total)              # draws its own random numbers, as pixelforge's step does
             times.append(time.perf_counter() - t0)
     return statistics.median(times[3:]) * 1e3
 
@@ -554,6 +564,9 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--check-only", action="store_true", help="only the agreement checks")
+    ap.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                    help="bfloat16: pixelforge's model.to(dtype='bfloat16') against torch.autocast (the "
+                         "agreement check stays float32)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -573,7 +586,8 @@ def main():
                 ms = {"pixelforge": [], "torch": []}
                 for _ in range(a.rounds):
                     for lib in ms:
-                        spec = {"family": family, "lib": lib, "size": size, "threads": threads, "steps": a.steps}
+                        spec = {"family": family, "lib": lib, "size": size, "threads": threads, "steps": a.steps,
+                                "precision": a.precision}
                         ms[lib].append(run_child(spec, threads))
                 p, t = statistics.median(ms["pixelforge"]), statistics.median(ms["torch"])
                 rows.append((family, size, threads, p, t))
@@ -582,6 +596,7 @@ def main():
     if rows:
         import pixelforge as pf
         batches = {f: pf.models.create(f).DEFAULT_BATCH for f in a.family}
+        print(f"\n{a.precision}")
         print("\n| training step | batch | threads | pixelforge ms | torch ms | torch ÷ pixelforge |")
         print("|---|---:|---:|---:|---:|---:|")
         for family, size, threads, p, t in rows:

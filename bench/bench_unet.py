@@ -290,7 +290,7 @@ def main(argv=None) -> int:
             med, note = ddim_case(max(3, args.rounds // 2))
         else:
             med, note = train_case(args.rounds)
-        desc = ", ".join(f"{k} {v:.3g}" for k, v in note.items())
+        desc = ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in note.items())
         print(f"| {case} | {med['pixelforge'] * 1e3:.0f} ms | {med['diffusers'] * 1e3:.0f} ms | "
               f"{med['diffusers'] / med['pixelforge']:.2f} | {desc} |", flush=True)
     return 0

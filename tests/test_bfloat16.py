@@ -182,17 +182,20 @@ def test_conv2d_bf16_winograd_layers(case):
 
 @needs_bf16
 def test_conv2d_autocast_keeps_float32_where_faster():
-    """A first layer (3 input channels) and a 4×4-output stride-2 layer run float32 under autocast
-    (the kernel declines: float32 is faster there), bit for bit; a 14×14 -> 7×7 one does not."""
+    """Layers with fewer than 16 input channels per group run float32 under autocast (the
+    kernel declines: float32 is faster there), bit for bit; wider ones, small outputs included,
+    run bfloat16."""
     g = np.random.default_rng(9)
     for x_shape, w_shape, stride, bf16 in [((4, 3, 16, 16), (32, 3, 3, 3), 1, False),
-                                           ((8, 64, 8, 8), (32, 64, 4, 4), 2, False),
+                                           ((4, 16, 12, 12), (8, 8, 3, 3), 1, False),   # groups=2: 8 per group
+                                           ((8, 64, 8, 8), (32, 64, 4, 4), 2, True),
                                            ((8, 32, 14, 14), (48, 32, 4, 4), 2, True)]:
         x = g.standard_normal(x_shape).astype(np.float32)
         w = g.standard_normal(w_shape).astype(np.float32)
-        y32 = pf.ops.conv2d(x, w, stride=stride, padding=1)
+        groups = x_shape[1] // w_shape[1]
+        y32 = pf.ops.conv2d(x, w, stride=stride, padding=1, groups=groups)
         with pf.autocast("bfloat16"):
-            y = pf.ops.conv2d(x, w, stride=stride, padding=1)
+            y = pf.ops.conv2d(x, w, stride=stride, padding=1, groups=groups)
         assert np.array_equal(y, y32) != bf16, (x_shape, w_shape)
 
 

@@ -103,6 +103,17 @@ __attribute__((target("avx512bf16"))) inline void winograd_products_bf16(const f
 }
 #endif
 
+// U's (Cg, 14) block -> (Cp, 14) pair words of channels (2cp, 2cp + 1), vector by vector.
+__attribute__((target("avx512bf16"))) inline void winograd_pairs_bf16(const float* u, i64 Cg, std::uint32_t* ub) {
+  using namespace bf16;
+  static_assert(MR == 14, "winograd_pairs_bf16: rows of 14");
+  for (i64 cp = 0; cp < cdiv(Cg, 2); ++cp) {
+    const __m512 r0 = _mm512_maskz_loadu_ps(0x3fff, u + 2 * cp * MR);
+    const __m512 r1 = 2 * cp + 1 < Cg ? _mm512_maskz_loadu_ps(0x3fff, u + (2 * cp + 1) * MR) : _mm512_setzero_ps();
+    _mm512_mask_storeu_epi32(ub + cp * MR, 0x3fff, pairs(cvt32(r0, r1)));
+  }
+}
+
 // BF16: the products in bfloat16 (winograd_products_bf16; callers check pf::cpu::has_avx512_bf16()).
 template <bool BF16 = false>
 inline void forward_winograd(const float* x, const float* w, const float* bias, float* out,
@@ -142,13 +153,10 @@ inline void forward_winograd(const float* x, const float* w, const float* bias, 
   }
   Scratch<std::uint32_t> Ub(BF16 ? 16 * G * mb * Cp * MR : 0);
 #if defined(PF_X86)
-  if constexpr (BF16)
-    for (i64 q = 0; q < 16 * G * mb; ++q)
-      for (i64 cp = 0; cp < Cp; ++cp)
-        for (int i = 0; i < MR; ++i) {
-          const float* u = U.p + q * Cg * MR;
-          Ub.p[(q * Cp + cp) * MR + i] = bf16::pair_of(u[2 * cp * MR + i], 2 * cp + 1 < Cg ? u[(2 * cp + 1) * MR + i] : 0.0f);
-        }
+  if constexpr (BF16) {
+#pragma omp parallel for schedule(static) if (16 * G * mb * Cp > 4096)
+    for (i64 q = 0; q < 16 * G * mb; ++q) winograd_pairs_bf16(U.p + q * Cg * MR, Cg, Ub.p + q * Cp * MR);
+  }
 #endif
   const i64 jobs = p.N * G * bands;
   const __m512i zip_lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
