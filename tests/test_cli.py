@@ -38,6 +38,23 @@ def test_conditional_training_and_label(tmp_path):
     assert r.returncode == 2 and "labels" in r.stderr
 
 
+def test_train_and_sample_in_bfloat16(tmp_path):
+    """--precision bfloat16 trains and samples (mixed precision; float32 where the CPU lacks
+    avx512_bf16); the saved weights are float32 either way."""
+    pytest.importorskip("sklearn")
+    out = tmp_path / "bf16"
+    r = _run("train", "diffusion", "--out", str(out), "--steps", "2", "--quiet", "--precision", "bfloat16")
+    assert r.returncode == 0, r.stderr
+    r = _run("sample", str(out), "--n", "4", "--steps", "3", "--precision", "bfloat16", "--out",
+             str(tmp_path / "s.png"))
+    assert r.returncode == 0, r.stderr
+    import pixelforge as pf
+    state = pf.io.load(str(out / "model.safetensors"))
+    assert all(v.dtype.name in ("float32", "int64", "int32") for v in state.values())
+    r = _run("train", "vae", "--out", str(out), "--precision", "float16")
+    assert r.returncode == 2 and "precision" in r.stderr
+
+
 def test_errors(tmp_path):
     r = _run("sample", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "directory" in r.stderr
