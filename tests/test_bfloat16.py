@@ -20,7 +20,6 @@ from pixelforge import precision
 
 HAS_BF16 = precision.bfloat16_kernels()
 needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="CPU path without avx512_bf16 (fallback tested below)")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def rounded(x):
@@ -59,6 +58,7 @@ MATMUL_CASES = [  # (batch_a, batch_b, M, N, K, trans_a, trans_b)
     (1, 1, 1, 1, 1, False, False), (1, 1, 13, 33, 7, False, False), (1, 1, 100, 70, 129, False, True),
     (3, 3, 29, 65, 64, True, False), (1, 1, 64, 96, 300, True, True), (2, 1, 15, 31, 17, False, False),
     (1, 4, 14, 32, 2, False, True), (1, 1, 1, 1000, 3, False, True), (1, 1, 300, 5, 1000, False, False),
+    (1, 1, 17, 40, 1025, True, False), (2, 2, 30, 33, 777, False, True),  # several k blocks, odd K
 ]
 
 
@@ -348,7 +348,7 @@ print(json.dumps({"info": pf.info()["cpu"]["bfloat16"], "c": c.tobytes().hex()[:
 
 
 def _child(**env):
-    e = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "python"), **env}
+    e = {**os.environ, **env}  # the pixelforge the tests import (installed, or PYTHONPATH's)
     out = subprocess.run([sys.executable, "-c", _CHILD], env=e, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])

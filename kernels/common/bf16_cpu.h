@@ -12,7 +12,8 @@
 //                     packed panel has off[kp] = 32·kp, a convolution's shifted windows point
 //                     into the image), A packed as a[kp·MR + i] (one base register for all
 //                     14 broadcasts: 14 row pointers spilled). VDPBF16PS per (row, half):
-//                     acc += a(k)·b(k) + a(k+1)·b(k+1) in float32, k in increasing order.
+//                     acc += a(k)·b(k) + a(k+1)·b(k+1) in float32, k in increasing order
+//                     (zero = false: continue from acc's values, a later block of k).
 #pragma once
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -57,10 +58,13 @@ inline __m512i pairs(__m512i v) {
 
 inline __mmask16 first_n16(pf::i64 n) { return n >= 16 ? __mmask16(0xffff) : n > 0 ? __mmask16((1u << n) - 1) : 0; }
 
-inline __attribute__((always_inline)) void tile(pf::i64 KP, const u32* __restrict a, const u32* __restrict b, const pf::i64* __restrict off,
-                                                __m512 (&acc)[MR][2]) {
+inline __attribute__((always_inline)) void tile(pf::i64 KP, const u32* __restrict a, const u32* __restrict b,
+                                                const pf::i64* __restrict off, __m512 (&acc)[MR][2],
+                                                bool zero = true) {
+  if (zero) {
 #pragma GCC unroll 14
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  }
 #pragma GCC unroll 2
   for (pf::i64 kp = 0; kp < KP; ++kp, a += MR) {
     const u32* bk = b + off[kp];

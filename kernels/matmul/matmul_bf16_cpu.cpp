@@ -5,10 +5,11 @@
 //   A -> per row tile, a[kp][i] pair words (MR rows, K padded to even Kp): A's pair (k, k+1) is
 //        one 32-bit word, broadcast to the 16 lanes
 //   B -> panels of NR = 32 columns: bp[panel][kp][j][2] (kp = k / 2; one pair row = 2 zmm)
-//   per product, per block of B's panels (~512 KiB, L2): convert the block (threads split its
-//   panels), then the threads split the (row tile, panel) grid in row-major order (a thread
-//   converts an A tile when it starts one and keeps it in L1 while the block's panels stream
-//   from L2); each tile runs all of K in its registers (14×32: 28 zmm accumulators).
+//   per product, per block of k (≤ 256 pairs; C holds the partial sums) and block of B's panels
+//   (~512 KiB, L2): convert the block (threads split its panels), then the threads split the
+//   (row tile, panel) grid in row-major order (a thread converts an A tile when it starts one
+//   and keeps it in L1 while the block's panels stream from L2); each tile runs the k block in
+//   its registers (14×32: 28 zmm accumulators), continuing from C's partial sums.
 // Every C element sums its pairs in increasing k in one accumulator: the same bits for any
 // thread count and any partition. Operands' denormals are read as zero (as VCVTNE2PS2BF16
 // does; the scalar packing path does the same, so layouts do not change results).
@@ -33,7 +34,8 @@ using pf::i64;
 
 using namespace bf16;  // common/bf16_cpu.h: MR, NR, bf16_of, cvt32, pairs, tile
 
-constexpr double kParallelFlops = 4.0e6;  // per thread (twice float32's: twice the rate)
+constexpr double kParallelFlops = 2.0e6;  // per thread, as float32's (two threads from 4 MFLOP)
+constexpr i64 kKCP = 256;  // pairs per k block: A's tile (14 × 256 words, 14 KiB) stays in L1
 
 thread_local KeptScratch tls_abf, tls_bbf, tls_off;  // an A row tile (each thread's), B and its row offsets (the caller's)
 
@@ -119,6 +121,20 @@ void convert_b_panel(const float* b, i64 rs, i64 cs, i64 K, i64 N, i64 KP, i64 p
   }
 }
 
+// C's m×n corner -> acc (a later k block continues from it).
+inline void load(__m512 (&acc)[MR][2], const float* __restrict c, i64 ldc, int m, int n) {
+  if (m == MR && n == NR) {
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) acc[i][0] = _mm512_loadu_ps(c + i * ldc), acc[i][1] = _mm512_loadu_ps(c + i * ldc + 16);
+    return;
+  }
+  const __mmask16 m0 = first_n16(n), m1 = first_n16(n - 16);
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = i < m ? _mm512_maskz_loadu_ps(m0, c + i * ldc) : _mm512_setzero_ps();
+    acc[i][1] = i < m ? _mm512_maskz_loadu_ps(m1, c + i * ldc + 16) : _mm512_setzero_ps();
+  }
+}
+
 inline void store(__m512 (&acc)[MR][2], float* __restrict c, i64 ldc, int m, int n, const float* __restrict bias) {
   if (m == MR && n == NR) {
     const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
@@ -141,47 +157,61 @@ inline void store(__m512 (&acc)[MR][2], float* __restrict c, i64 ldc, int m, int
 
 // One product on nth threads (1: the caller's thread), packing into this thread's buffers.
 bool product(const float* a, const float* b, const float* bias, float* c, const pf::GemmParams& p, int nth) {
-  const i64 M = p.M, N = p.N, K = p.K, Kp = K + (K & 1), KP = Kp / 2;
+  const i64 M = p.M, N = p.N, K = p.K, KP = (K + 1) / 2;
   const i64 mt = cdiv(M, MR), npan = cdiv(N, NR);
+  // k in equal blocks of at most kKCP pairs (fixed by K: the same sums for any partition); C
+  // keeps the partial sums between blocks, exactly (float32 stored and reloaded).
+  const i64 nkb = cdiv(KP, kKCP), kcp = cdiv(KP, nkb);
   // B in blocks of about 512 KiB of panels (L2), converted just before the row tiles use them
   // (converting all of B first costs its copy's write and re-read: M = 64, N = 50176 ran at a
   // third of the rate).
   const i64 pan_blk = [&] {
-    const i64 q = (i64(512) << 10) / (KP * NR * 4);
+    const i64 q = (i64(512) << 10) / (kcp * NR * 4);
     return q < 1 ? i64(1) : q < npan ? q : npan;
   }();
-  u16* const bbf = tls_bbf.get<u16>(pan_blk * KP * NR * 2);
-  i64* const off = tls_off.get<i64>(KP);
+  u16* const bbf = tls_bbf.get<u16>(pan_blk * kcp * NR * 2);
+  i64* const off = tls_off.get<i64>(kcp);
   if (!bbf || !off) return false;
-  for (i64 kp = 0; kp < KP; ++kp) off[kp] = kp * NR;  // a packed panel's pair rows
+  for (i64 kp = 0; kp < kcp; ++kp) off[kp] = kp * NR;  // a packed panel's pair rows
   const u32* B32 = reinterpret_cast<const u32*>(bbf);
   bool ok = true;
 #pragma omp parallel num_threads(nth) if (nth > 1)
   {
     const int th = thread_id(), nt = team_threads();
-    u16* const at = tls_abf.get<u16>(2 * MR * Kp);  // A's rows, then its tile
+    u16* const at = tls_abf.get<u16>(4 * MR * kcp);  // A's rows, then its tile
     if (!at) {
 #pragma omp atomic write
       ok = false;
     }
-    for (i64 pb = 0; pb < npan; pb += pan_blk) {
-      const i64 pe = pb + pan_blk < npan ? pb + pan_blk : npan, np = pe - pb, units = mt * np;
+    for (i64 kb = 0; kb < nkb; ++kb) {
+      const i64 kp0 = kb * kcp, kpn = KP - kp0 < kcp ? KP - kp0 : kcp;  // this block's pairs
+      const i64 k0 = 2 * kp0, kn = K - k0 < 2 * kpn ? K - k0 : 2 * kpn;  // and its k
+      const bool first = kb == 0, last = kb == nkb - 1;
+      for (i64 pb = 0; pb < npan; pb += pan_blk) {
+        const i64 pe = pb + pan_blk < npan ? pb + pan_blk : npan, np = pe - pb, units = mt * np;
 #pragma omp for schedule(static)
-      for (i64 q = pb; q < pe; ++q) convert_b_panel(b, p.b_rs, p.b_cs, K, N, KP, q, bbf + (q - pb) * KP * NR * 2);
-      // (barrier) the (row tile, panel) grid in row-major order, one contiguous run per thread
-      const i64 u0 = units * th / nt, u1 = units * (th + 1) / nt;
-      i64 have = -1;
-      for (i64 u = u0; u < u1 && at; ++u) {
-        const i64 rt = u / np, q = pb + u % np;
-        const i64 i0 = rt * MR, j0 = q * NR;
-        u32* const tile_a = reinterpret_cast<u32*>(at + MR * Kp);
-        if (rt != have) { convert_a_tile(a, p.a_rs, p.a_cs, M, K, Kp, i0, at, tile_a); have = rt; }
-        const int m = int(M - i0 < MR ? M - i0 : MR), n = int(N - j0 < NR ? N - j0 : NR);
-        __m512 acc[MR][2];
-        tile(KP, tile_a, B32 + (q - pb) * KP * NR, off, acc);
-        store(acc, c + i0 * p.c_rs + j0, p.c_rs, m, n, bias ? bias + j0 : nullptr);
-      }
+        for (i64 q = pb; q < pe; ++q)
+          convert_b_panel(b + k0 * p.b_rs, p.b_rs, p.b_cs, kn, N, kpn, q, bbf + (q - pb) * kpn * NR * 2);
+        // (barrier) the (row tile, panel) grid in row-major order, one contiguous run per thread
+        const i64 u0 = units * th / nt, u1 = units * (th + 1) / nt;
+        i64 have = -1;
+        for (i64 u = u0; u < u1 && at; ++u) {
+          const i64 rt = u / np, q = pb + u % np;
+          const i64 i0 = rt * MR, j0 = q * NR;
+          u32* const tile_a = reinterpret_cast<u32*>(at + 2 * MR * kcp);
+          if (rt != have) {
+            convert_a_tile(a + k0 * p.a_cs, p.a_rs, p.a_cs, M, kn, 2 * kpn, i0, at, tile_a);
+            have = rt;
+          }
+          const int m = int(M - i0 < MR ? M - i0 : MR), n = int(N - j0 < NR ? N - j0 : NR);
+          float* ct = c + i0 * p.c_rs + j0;
+          __m512 acc[MR][2];
+          if (!first) load(acc, ct, p.c_rs, m, n);
+          tile(kpn, tile_a, B32 + (q - pb) * kpn * NR, off, acc, first);
+          store(acc, ct, p.c_rs, m, n, last && bias ? bias + j0 : nullptr);
+        }
 #pragma omp barrier
+      }
     }
   }
   return ok;

@@ -10,9 +10,9 @@ their error is at most torch's). A layer's backward runs in the precision its fo
 whether or not ``backward()`` is called inside the context.
 
 Where the CPU lacks avx512_bf16 (or ``PIXELFORGE_CPU_BF16=0``) the same code computes in
-float32, silently; ``pf.info()["cpu"]["bfloat16"]`` says which. float64 arrays, the GPU and
-``impl="ref"`` with float64 inputs are never affected (the ``ref`` impl honours the context
-for float32 inputs by rounding their operands the same way: it is the kernels' reference).
+float32, silently; ``pf.info()["cpu"]["bfloat16"]`` says which. float64 arrays and the GPU are
+never affected. The ``ref`` impl honours the context for float32 inputs by rounding their
+operands the same way (it is the kernels' reference), where the kernels exist.
 """
 from __future__ import annotations
 

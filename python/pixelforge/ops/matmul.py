@@ -207,7 +207,7 @@ class _Backend:
 @register(_NAMES, "cuda", "ref")
 def _load_ref():
     def gemm(a, b, trans_a, trans_b, bias, out3):
-        if precision.compute_dtype() == "bfloat16" and type(a) is np.ndarray and a.dtype == np.float32:
+        if precision.use_bfloat16(a, b):  # (as the kernels: float32 where they do not exist)
             # autocast's meaning, written out: operands rounded to bfloat16, products summed
             # in float64 (the kernel sums in float32), the result stored as float32.
             a, b = precision.round_bfloat16(a).astype(np.float64), precision.round_bfloat16(b).astype(np.float64)
