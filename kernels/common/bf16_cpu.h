@@ -2,8 +2,8 @@
 // conv2d_bf16_cpu.cpp, the Winograd products of conv2d_winograd_cpu.h), AVX-512 + avx512_bf16
 // only: its functions carry the avx512bf16 target, so a caller either compiles under that target
 // or marks itself __attribute__((target("avx512bf16"))), and runs only where the CPU has it.
-//   bf16_of(f)        float32 -> bfloat16 bits, nearest even, denormals to signed zero (what
-//                     VCVTNE2PS2BF16 does, so scalar and vector packing give the same bits)
+//   bf16_of(f)        float32 -> bfloat16 bits, nearest even, denormals to signed zero (by
+//                     VCVTNEPS2BF16 itself, so scalar and vector packing give the same bits)
 //   pair_of(k0, k1)   two floats -> one 32-bit pair word (k0 low)
 //   cvt32(lo, hi)     32 floats (two vectors) -> 32 bfloat16 in order
 //   pairs(v)          v = 16 bfloat16 of row 0 then 16 of row 1 -> 16 pair words (r0[j], r1[j])
@@ -19,7 +19,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "common/common.h"
 
@@ -35,15 +34,11 @@ using u32 = std::uint32_t;
 constexpr int MR = 14, NR = 32;  // 28 zmm accumulators + 2 B vectors + 1 broadcast
 
 inline u16 bf16_of(float f) {
-  u32 u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7f800000u) == 0) return u16((u >> 16) & 0x8000u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return u16((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return u16(u >> 16);
+  return u16(_mm_extract_epi16((__m128i)_mm_cvtneps_pbh(_mm_set_ss(f)), 0));
 }
 
-// (k0, k1) -> one pair word (k0 in the low half), by the vector instruction itself.
+// (k0, k1) -> one pair word (k0 in the low half). Scalar conversions use the vector
+// instruction itself, so every packing path rounds alike.
 inline u32 pair_of(float k0, float k1) {
   return u32(_mm_cvtsi128_si32((__m128i)_mm_cvtneps_pbh(_mm_set_ps(0.0f, 0.0f, k1, k0))));
 }

@@ -78,8 +78,7 @@ void convert_b_panel(const float* b, i64 rs, i64 cs, i64 K, i64 N, i64 KP, i64 p
     const int n = int(N - j0 < NR ? N - j0 : NR);
     const float* src = b + j0 * cs;
     if (cs == 1) {
-      const __mmask16 m0 = n >= 16 ? 0xffff : __mmask16((1u << n) - 1);
-      const __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? __mmask16((1u << (n - 16)) - 1) : 0;
+      const __mmask16 m0 = first_n16(n), m1 = first_n16(n - 16);
       for (i64 kp = 0; kp < KP; ++kp) {
         const float* r0 = src + 2 * kp * rs;
         const bool has1 = 2 * kp + 1 < K;
@@ -103,8 +102,7 @@ void convert_b_panel(const float* b, i64 rs, i64 cs, i64 K, i64 N, i64 KP, i64 p
         const float* col = src + j * cs;
         for (i64 k = 0; k < 2 * KP; k += 32) {
           const i64 left = K - k;
-          const __mmask16 q0 = left >= 16 ? 0xffff : left > 0 ? __mmask16((1u << left) - 1) : 0;
-          const __mmask16 q1 = left >= 32 ? 0xffff : left > 16 ? __mmask16((1u << (left - 16)) - 1) : 0;
+          const __mmask16 q0 = first_n16(left), q1 = first_n16(left - 16);
           _mm512_store_si512(words, cvt32(_mm512_maskz_loadu_ps(q0, col + k), _mm512_maskz_loadu_ps(q1, col + k + 16)));
           const i64 kp0 = k / 2, w = KP - kp0 < 16 ? KP - kp0 : 16;
           for (i64 t = 0; t < w; ++t) d32[(kp0 + t) * NR + j] = words[t];

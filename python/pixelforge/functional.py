@@ -151,7 +151,7 @@ def linear(input, weight, bias=None):  # noqa: A002
 
     def bw(g):
         need_b = b is not None and b.requires_grad
-        with precision.autocast(prec):  # the backward in the forward's precision
+        with precision.using(prec):  # the backward in the forward's precision
             gx, gw, gb = ops.linear_backward(_contig(g), X, W, needs=(rx, rw, need_b))
         return (gx, gw) if b is None else (gx, gw, gb)
     return _node(out, (x, w) if b is None else (x, w, b), bw)
@@ -474,7 +474,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     prec = precision.compute_dtype()
 
     def bw(g):
-        with precision.autocast(prec):  # the backward in the forward's precision
+        with precision.using(prec):  # the backward in the forward's precision
             dx, dw, db = ops.conv2d_backward(_contig(g), X, Wt, stride, padding, dilation, groups, needs=needs)
         return (dx, dw) if b is None else (dx, dw, db)
     return _node(out, (x, w) if b is None else (x, w, b), bw)
@@ -493,7 +493,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     prec = precision.compute_dtype()
 
     def bw(g):
-        with precision.autocast(prec):  # the backward in the forward's precision
+        with precision.using(prec):  # the backward in the forward's precision
             dx, dw, db = ops.conv_transpose2d_backward(_contig(g), X, Wt, stride, padding, output_padding, groups,
                                                        dilation, needs=needs)
         return (dx, dw) if b is None else (dx, dw, db)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 
 import numpy as np
 
@@ -63,8 +64,19 @@ def autocast(dtype="bfloat16", enabled=True):
         _compute.reset(token)
 
 
+_SAME = contextlib.nullcontext()
+
+
+def using(dtype):
+    """The context to run in ``dtype`` ('float32' or 'bfloat16', already checked): nothing to
+    enter when it is the current one (a layer's backward, on the tape's hot path, usually is)."""
+    return _SAME if _compute.get() == dtype else autocast(dtype)
+
+
+@functools.lru_cache(maxsize=None)
 def bfloat16_kernels() -> bool:
-    """True where the CPU's bfloat16 kernels run (AVX-512 path with avx512_bf16)."""
+    """True where the CPU's bfloat16 kernels run (AVX-512 path with avx512_bf16; fixed for the
+    process, as the C++ side reads CPUID and PIXELFORGE_CPU_BF16 once)."""
     mod = _backend.cpu_module()
     return bool(mod is not None and hasattr(mod, "has_bf16") and mod.has_bf16())
 
@@ -78,6 +90,11 @@ def use_bfloat16(*arrays) -> bool:
         if a is not None and (type(a) is not np.ndarray or a.dtype != np.float32):
             return False
     return bfloat16_kernels()
+
+
+def rounded64(*arrays):
+    """Each float32 array rounded to bfloat16, as float64: the references' operands."""
+    return tuple(round_bfloat16(a).astype(np.float64) for a in arrays)
 
 
 def round_bfloat16(x):

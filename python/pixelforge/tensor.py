@@ -692,7 +692,7 @@ def matmul(a, b):
     prec = precision.compute_dtype()
 
     def bw(g):
-        with precision.autocast(prec):  # the backward in the forward's precision
+        with precision.using(prec):  # the backward in the forward's precision
             return _matmul_grads(g, A, B, ra, rb)
     return _node(out, (a, b), bw)
 

@@ -195,18 +195,18 @@ class KVCache:
     """Keys and values of the positions seen so far, for step-by-step decoding with
     :class:`Attention`: k, v (B, Hkv, L, D) Tensors, grown by each forward call.
 
-    Without autograd (sampling) they are views of buffers with room to spare, grown by
-    doubling: appending a position copies only that position (concatenating would copy the
-    whole cache every step: a quarter of a 196-token decode went there). With autograd on,
-    and a key that requires grad, positions are concatenated so gradients flow."""
+    Without autograd (sampling) they are views of buffers with room for 32 more positions:
+    appending a position copies only that position (concatenating would copy the whole cache
+    every step: a quarter of a 196-token decode went there), and the attention kernel reads
+    the views in place. With autograd on, and a key that requires grad, positions are
+    concatenated so gradients flow."""
 
-    __slots__ = ("k", "v", "_kb", "_vb", "_n")
+    __slots__ = ("k", "v", "_kb", "_vb")
 
     def __init__(self):
         self.k = None
         self.v = None
         self._kb = self._vb = None
-        self._n = 0
 
     def __len__(self):
         return 0 if self.k is None else self.k.shape[2]
@@ -221,7 +221,7 @@ class KVCache:
             return self.k, self.v
         kd, vd = k.data, v.data
         n, add = len(self), kd.shape[2]
-        if self._kb is None or self._n != n or n + add > self._kb.shape[2] or self._kb.dtype != kd.dtype:
+        if self._kb is None or n + add > self._kb.shape[2] or self._kb.dtype != kd.dtype:
             xp = _xp(kd)
             cap = n + add + 32
             kb = xp.empty(kd.shape[:2] + (cap,) + kd.shape[3:], kd.dtype)
@@ -232,14 +232,12 @@ class KVCache:
             self._kb, self._vb = kb, vb
         self._kb[:, :, n:n + add] = kd
         self._vb[:, :, n:n + add] = vd
-        self._n = n + add
-        self.k, self.v = _new(self._kb[:, :, :self._n]), _new(self._vb[:, :, :self._n])
+        self.k, self.v = _new(self._kb[:, :, :n + add]), _new(self._vb[:, :, :n + add])
         return self.k, self.v
 
     def reset(self):
         self.k = self.v = None
         self._kb = self._vb = None
-        self._n = 0
 
 
 class Attention(Module):

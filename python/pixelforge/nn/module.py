@@ -105,7 +105,7 @@ class Module:
         cd = self.__dict__.get("_compute_dtype")
         if cd is None:
             return self.forward(*args, **kwargs)
-        with precision.autocast(cd):  # set by .to(dtype="bfloat16")
+        with precision.using(cd):  # set by .to(dtype="bfloat16")
             return self.forward(*args, **kwargs)
 
     # ----------------------------------------------------------------- traversal

@@ -263,13 +263,13 @@ def _load_ref():
     def forward(x, w, b, geo):
         if precision.use_bfloat16(x, w):  # (as the kernels: float32 where they do not exist)
             # autocast's meaning, written out: x and weight rounded to bfloat16, float64 sums
-            xr, wr = precision.round_bfloat16(x).astype(np.float64), precision.round_bfloat16(w).astype(np.float64)
+            xr, wr = precision.rounded64(x, w)
             return _ref.conv2d(xr, wr, b, geo.stride, geo.pad, geo.dilation, geo.groups, geo.out_hw).astype(x.dtype)
         return _ref.conv2d(x, w, b, geo.stride, geo.pad, geo.dilation, geo.groups, geo.out_hw).astype(x.dtype)
 
     def backward_data(dy, w, x_shape, geo):
         if precision.use_bfloat16(dy, w):
-            dyr, wr = precision.round_bfloat16(dy).astype(np.float64), precision.round_bfloat16(w).astype(np.float64)
+            dyr, wr = precision.rounded64(dy, w)
             return _ref.conv2d_input_grad(dyr, wr, x_shape, geo.stride, geo.pad, geo.dilation, geo.groups).astype(dy.dtype)
         return _ref.conv2d_input_grad(dy, w, x_shape, geo.stride, geo.pad, geo.dilation, geo.groups).astype(dy.dtype)
 

@@ -210,7 +210,7 @@ def _load_ref():
         if precision.use_bfloat16(a, b):  # (as the kernels: float32 where they do not exist)
             # autocast's meaning, written out: operands rounded to bfloat16, products summed
             # in float64 (the kernel sums in float32), the result stored as float32.
-            a, b = precision.round_bfloat16(a).astype(np.float64), precision.round_bfloat16(b).astype(np.float64)
+            a, b = precision.rounded64(a, b)
             c = np.empty(out3.shape, np.float64)
             _ref.gemm(a, b, trans_a, trans_b, bias, c)
             out3[...] = c
