@@ -74,7 +74,9 @@ def make_model(family, size):
     """The family's default model for (1, size, size), prepared as ``fit`` prepares a fresh one
     (the 28x28 transformer learns its patch codebook first): both processes build the same."""
     import pixelforge as pf
-    m = pf.models.create(family, shape_of(size))
+    # diffusion: one network, as the twins have (28x28's default autoguidance adds a second
+    # network at sampling: twice the work for both libraries alike, a quality choice)
+    m = pf.models.create(family, shape_of(size), **({"autoguidance": 1.0} if family == "diffusion" else {}))
     if family == "transformer" and m.patch > 1:
         x = batch(size, 1024)
         m._prepare_fit(x, None)

@@ -82,7 +82,7 @@ def ddim_case(rounds):
     # the whole config (diffusers' defaults under CIFAR10's keys): the family's own defaults differ
     full = {**pf.models.unet.UNET_DEFAULTS, **CIFAR10}
     m = pf.models.create("diffusion", (3, 32, 32), unet={k: v for k, v in full.items()
-                                                         if k not in pf.models.unet.DATA_KEYS})
+                                                         if k not in pf.models.unet.DATA_KEYS}, autoguidance=1.0)
     m.ema_unet.load_state_dict(ours.state_dict())
 
     def f_pf():
@@ -200,7 +200,7 @@ else:
     if case.endswith("ddim50"):
         full = {**pf.models.unet.UNET_DEFAULTS, **cfg}
         m = pf.models.create("diffusion", (3, s, s), unet={k: v for k, v in full.items()
-                                                          if k not in pf.models.unet.DATA_KEYS})
+                                                          if k not in pf.models.unet.DATA_KEYS}, autoguidance=1.0)
         m.ema_unet.load_state_dict(state)
         def run():
             m.sample(8, seed=0, steps=50)

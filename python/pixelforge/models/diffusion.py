@@ -9,6 +9,12 @@ level (two per up level, as diffusers' up blocks have one more), attention only 
 block at the lowest resolution with ``heads`` heads, GroupNorm groups 8, time embedding
 ``emb_dim`` wide. ``unet=`` (a dict of UNet2DModel keys) overrides any of it. The EMA copy (``ema_unet``) is the sampling
 network: ``predict``, ``sample`` and ``save_diffusers`` use it.
+
+Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): an
+unconditional model has no labels for classifier-free guidance, but a weaker copy of itself can
+guide it the same way, eps = eps_guide + g (eps - eps_guide). ``guide_unet`` is the EMA network
+frozen at ``guide_at`` of the run (0.4: it has learnt the coarse layout, not the detail), so the
+guide costs no training time; sampling costs two network evaluations per step instead of one.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from .. import random as pfrandom
 from ..samplers import PREDICTION_TYPES, TIMESTEP_SPACINGS, DDIMSampler, DDPMSampler
 from ..schedules import NoiseSchedule
 from .._validate import integer
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor
 from . import diffusers_io
 from .base import GenerativeModel, is_large
 from .diffusion_edit import DiffusionEditing
@@ -35,7 +41,10 @@ class Diffusion(DiffusionEditing, GenerativeModel):
     sample_steps, timestep_spacing, steps_offset, set_alpha_to_one, clip_sample,
     clip_sample_range, eta) as diffusers' schedulers define them, prediction_type ("epsilon" |
     "v_prediction" | "sample"), snr_gamma (min-SNR loss weighting; None: plain MSE), lr, warmup,
-    ema_decay, cond_drop (label dropout for guidance), guidance_scale, init_seed."""
+    ema_decay, cond_drop (label dropout for guidance), guidance_scale (classifier-free guidance:
+    conditional models), autoguidance (the guide network's scale; None: 2.0 for unconditional
+    models larger than 16x16, 1.0 = off otherwise) and guide_at (the fraction of a fit at which
+    the guide is frozen), init_seed."""
 
     family = "diffusion"
     STEPWISE_CALLBACK = True
@@ -43,7 +52,8 @@ class Diffusion(DiffusionEditing, GenerativeModel):
                     beta_start=1e-4, beta_end=0.02, trained_betas=None, prediction_type="epsilon", snr_gamma=None, lr=1e-3,
                     warmup=100, ema_decay=0.995, cond_drop=0.1, sampler="ddim", sample_steps=50,
                     timestep_spacing="leading", steps_offset=0, set_alpha_to_one=True, clip_sample=True,
-                    clip_sample_range=1.0, eta=0.0, guidance_scale=1.0, init_seed=0)
+                    clip_sample_range=1.0, eta=0.0, guidance_scale=1.0, autoguidance=None, guide_at=0.4,
+                    init_seed=0)
     DEFAULT_STEPS = 2500
     LARGE_STEPS = 2600
     DEFAULT_BATCH = 64
@@ -55,8 +65,11 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         # measured on Fashion-MNIST after 1,000 steps (Frechet distance on the judge's features):
         # min-SNR weighting + the cosine schedule 427 -> 345; sampling with DDPM's ancestral
         # noise (100 steps) instead of deterministic DDIM-50 345 -> 173: a briefly trained model's
-        # errors average out instead of piling up as texture
-        return {"beta_schedule": "squaredcos_cap_v2", "snr_gamma": 5.0, "sampler": "ddpm", "sample_steps": 100}
+        # errors average out instead of piling up as texture. Conditional models sample with
+        # classifier-free guidance 1.5 (2,600 steps: Frechet 41.8 unguided, 19.8 at 1.25, 18.2 at
+        # 1.5, 24.6 at 2; class match 0.84, 0.92, 0.94, 0.98); unconditional ones ignore it
+        return {"beta_schedule": "squaredcos_cap_v2", "snr_gamma": 5.0, "sampler": "ddpm", "sample_steps": 100,
+                "guidance_scale": 1.5}
 
     def unet_config(self) -> dict:
         """The UNet2DModel config this model builds: the default for its image shape, then the
@@ -100,6 +113,21 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         self.unet = UNet2DModel(**cfg)
         self.ema_unet = UNet2DModel(**cfg)
         self.ema_unet.load_state_dict(self.unet.state_dict())
+        if c["autoguidance"] is None:
+            # measured on Fashion-MNIST (2,600 steps, guided by a 1,000-step run): Frechet 45.6
+            # unguided, 25.7 at 1.5, 21.7 at 2; confident 0.77, 0.77, 0.81
+            c["autoguidance"] = 2.0 if is_large(self.image_shape) and not self.conditional else 1.0
+        g = c["autoguidance"]
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not np.isfinite(g) or g < 0:
+            raise ValueError(f"autoguidance: expected a number >= 0 (1: off), got {g!r}")
+        at = c["guide_at"]
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not 0 < at < 1:
+            raise ValueError(f"guide_at: expected a fraction of the run in (0, 1), got {at!r}")
+        self.guide_unet = None
+        if float(g) != 1.0:
+            self.guide_unet = UNet2DModel(**cfg)
+            self.guide_unet.load_state_dict(self.unet.state_dict())
+        self._guide_taken = False
         self._acp = self.schedule.alphas_cumprod.astype(np.float32)
         self._noise_offset = 0
 
@@ -112,7 +140,23 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         return {"opt": self.opt, "ema": self.ema}
 
     def _modules(self):
-        return {"unet": self.unet, "ema_unet": self.ema_unet}
+        mods = {"unet": self.unet, "ema_unet": self.ema_unet}
+        if self.guide_unet is not None:
+            mods["guide_unet"] = self.guide_unet
+        return mods
+
+    def load_state_dict(self, state):
+        if self.guide_unet is not None and not any(k.startswith("guide_unet.") for k in state):
+            # weights saved without a guide (before autoguidance, or trained with it off)
+            self.guide_unet = None
+            self.config["autoguidance"] = 1.0
+        super().load_state_dict(state)
+
+    def _checkpoint_extra(self):
+        return {"guide_taken": self._guide_taken}
+
+    def _restore_extra(self, extra):
+        self._guide_taken = bool(extra.get("guide_taken", False))
 
     def _train_step(self, x, y, rng, step, total):
         c = self.config
@@ -146,10 +190,18 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         loss.backward()
         self.opt.step()
         self.ema.update()
+        if step == 0:
+            self._guide_taken = False
+        if self.guide_unet is not None and step + 1 == max(1, int(round(float(c["guide_at"]) * total))):
+            self.ema.copy_to(self.guide_unet)
+            self._guide_taken = True
         return {"loss": loss.data}
 
     def _after_fit(self, images, labels):
         self.ema.copy_to(self.ema_unet)
+        if self.guide_unet is not None and not self._guide_taken:
+            # stopped (max_seconds) before guide_at: the final network guides itself (no effect)
+            self.ema.copy_to(self.guide_unet)
 
     def _sampler(self, kind, clip, eta=None):
         c = self.config
@@ -163,13 +215,20 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         return DDPMSampler(self.schedule, **common)
 
     def _eps(self, x, t, labels, w):
-        """The sampling network's output at host timesteps ``t`` (N,), guided when w != 1."""
+        """The sampling network's output at host timesteps ``t`` (N,): classifier-free guidance
+        when w != 1, then autoguidance when the model has a guide."""
         m = len(t)
         if self.conditional and w != 1.0:
             both = self.ema_unet(Tensor(self.xp.concatenate([x, x])), np.concatenate([t, t]),
                                  np.concatenate([labels, np.full(m, self.num_classes)])).data
-            return both[m:] + w * (both[:m] - both[m:])
-        return self.ema_unet(Tensor(x), t, labels).data
+            out = both[m:] + w * (both[:m] - both[m:])
+        else:
+            out = self.ema_unet(Tensor(x), t, labels).data
+        if self.guide_unet is not None:
+            g = float(self.config["autoguidance"])
+            weak = self.guide_unet(Tensor(x), t, labels).data
+            out = weak + g * (out - weak)
+        return out
 
     def predict(self, x_t, timesteps, labels=None, *, guidance_scale=1.0):
         """The sampling network's output for noisy images ``x_t`` (N, C, H, W) at ``timesteps``
@@ -192,12 +251,8 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         w = float(guidance_scale)
         if w != 1.0 and not self.conditional:
             raise ValueError("guidance_scale: classifier-free guidance needs a conditional model")
-        self.ema_unet.eval()
-        try:
-            with no_grad():
-                out = self._eps(self._dev(x), t.astype(np.int64), y, w)
-        finally:
-            self.ema_unet.train()
+        with self._inference():
+            out = self._eps(self._dev(x), t.astype(np.int64), y, w)
         return np.asarray(_backend.to_host(out), np.float32)
 
     def _sampling(self, steps, guidance_scale, sampler, clip_sample=None, eta=None):
@@ -205,7 +260,9 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         the config: what ``sample`` and the edits share."""
         c = self.config
         steps = integer(c["sample_steps"] if steps is None else steps, "steps", min_value=1, wrong_type=ValueError)
-        w = float(c["guidance_scale"] if guidance_scale is None else guidance_scale)
+        if guidance_scale is None:  # the config's scale is for conditional models (a size default sets it)
+            guidance_scale = c["guidance_scale"] if self.conditional else 1.0
+        w = float(guidance_scale)
         kind = c["sampler"] if sampler is None else sampler
         if kind not in ("ddim", "ddpm"):
             raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {kind!r}")
@@ -257,7 +314,8 @@ class Diffusion(DiffusionEditing, GenerativeModel):
         """Write a diffusers pipeline folder that ``diffusers.DiffusionPipeline.from_pretrained``
         loads: a DDIMPipeline or DDPMPipeline as ``sampler`` says, with the EMA UNet (the
         sampling network) and the scheduler config. A conditional model's class embedding keeps
-        its extra last row (pixelforge's "no label" class for guidance)."""
+        its extra last row (pixelforge's "no label" class for guidance). The autoguidance
+        network is not exported: diffusers' pipelines sample without it."""
         c = self.config
         sched = {k: c[k] for k in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule",
                                    "trained_betas", "prediction_type", "clip_sample", "clip_sample_range",
