@@ -8,6 +8,9 @@ so a causal run that skips the masked half shows its real speed-up.
     pytest bench/bench_attention.py                      # pytest-benchmark, one test per point
     python bench/bench_attention.py [--quick]            # the markdown table of RESULTS_attention.md
     python bench/bench_attention.py --single-thread      # 1 thread each, CPU time of the calling thread
+    python bench/bench_attention.py --separate [--rounds 5] [--calls N] [--quick] [--single-thread] [--L 256,1024]
+        # each library in its own process (bench/_separate.py), taking turns; timing table only
+        # (--L picks the points in either mode)
 
 Ratios are medians of interleaved runs in one process (pixelforge, torch, pixelforge, ...) so
 load from other processes hits both sides alike. torch uses as many threads as pixelforge.
@@ -20,6 +23,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -28,10 +32,17 @@ if __name__ == "__main__" and "--single-thread" in sys.argv:
     os.environ["OMP_NUM_THREADS"] = "1"  # before pixelforge's OpenMP runtime starts
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # the reference's matmuls too
 
-import pixelforge as pf  # noqa: E402
+import _separate  # noqa: E402
 
-from pixelforge.benchmarks import SHAPES as _ALL_SHAPES  # noqa: E402
-from pixelforge.benchmarks import attention_flops, interleaved  # noqa: E402
+# --separate: the parent imports neither library, each child only its own
+ROLE = _separate.role() if __name__ == "__main__" else None
+if ROLE in (None, "pixelforge"):
+    import pixelforge as pf  # noqa: E402
+
+    from pixelforge.benchmarks import interleaved  # noqa: E402
+
+_SHAPE_TABLE = _separate.shape_table()  # pixelforge.benchmarks.shapes (read from its file without pixelforge)
+_ALL_SHAPES, attention_flops = _SHAPE_TABLE.SHAPES, _SHAPE_TABLE.attention_flops
 
 # the table `pixelforge bench` uses too
 H, D = _ALL_SHAPES["attention"]["H"], _ALL_SHAPES["attention"]["D"]
@@ -57,10 +68,11 @@ def pf_fns(q, k, v, do, causal, impl="cpu"):
     return fwd, bwd
 
 
-def torch_fns(q, k, v, do, causal):
+def torch_fns(q, k, v, do, causal, threads=None):
+    """threads: torch's intra-op threads (default: as many as pixelforge's)."""
     import torch  # noqa: PLC0415
     import torch.nn.functional as F  # noqa: PLC0415
-    torch.set_num_threads(pf.info()["cpu"]["threads"])
+    torch.set_num_threads(threads or pf.info()["cpu"]["threads"])
     tq, tk, tv = (torch.from_numpy(a) for a in (q, k, v))
 
     def fwd():
@@ -179,7 +191,11 @@ def test_peak_memory_L4096(benchmark, what):
 
 
 # ----------------------------------------------------------------------------- table
-def main(quick=False, memory=True):
+def _points(quick=False, only_L=None):
+    return [(L, B) for L, B in POINTS if not (quick and L >= 4096) and (not only_L or L in only_L)]
+
+
+def main(quick=False, memory=True, only_L=None):
     try:
         import torch  # noqa: F401,PLC0415
         have_torch = True
@@ -192,9 +208,7 @@ def main(quick=False, memory=True):
     print("| direction | L | B | mask | pixelforge GFLOP/s | torch GFLOP/s | ref GFLOP/s | pixelforge / torch |")
     print("|---|---|---|---|---|---|---|---|")
     for direction in ("forward", "backward"):
-        for L, B in POINTS:
-            if quick and L >= 4096:
-                continue
+        for L, B in _points(quick, only_L):
             q, k, v, do = make_inputs(L, B)
             for causal in (False, True):
                 i = 0 if direction == "forward" else 1
@@ -225,5 +239,70 @@ def main(quick=False, memory=True):
             print(f"| {what} | {peak_extra_bytes(what) / 2**20:.1f} |", flush=True)
 
 
+# ----------------------------------------------------------------------------- --separate
+def _side_main(argv, side):
+    """A --separate child: one library's calls (pixelforge: and the reference's), one JSON line."""
+    only_L = _separate.opt(argv, "--L", lambda s: [int(x) for x in s.split(",")])
+    threads = _separate.opt(argv, "--threads", int)  # pixelforge's, from the parent
+    calls = _separate.opt(argv, "--calls", int)
+    clock = time.thread_time if threads == 1 else time.perf_counter  # the in-process default clock
+    if side == "torch":
+        import torch  # noqa: PLC0415
+        torch.set_num_threads(threads)
+        info = {"version": torch.__version__, "threads": torch.get_num_threads()}
+    else:
+        info = {"isa": pf.info()["cpu"]["isa"], "threads": pf.info()["cpu"]["threads"]}
+    times = {}
+    for direction in ("forward", "backward"):
+        for L, B in _points("--quick" in argv, only_L):
+            q, k, v, do = make_inputs(L, B)
+            i = 0 if direction == "forward" else 1
+            n = calls or (3 if L >= 4096 else 9)
+            for causal in (False, True):
+                key = f"{direction} {L} {B} {'causal' if causal else 'full'}"
+                if side == "torch":
+                    times[key + " torch"] = _separate.median_seconds(torch_fns(q, k, v, do, causal, threads)[i], n,
+                                                                     clock)
+                    continue
+                times[key + " pixelforge"] = _separate.median_seconds(pf_fns(q, k, v, do, causal)[i], n, clock)
+                if L <= REF_MAX_L:
+                    times[key + " ref"] = _separate.median_seconds(pf_fns(q, k, v, do, causal, impl="ref")[i],
+                                                                   1 if L >= 1024 else 3, clock)
+    _separate.report(side, times, info)
+
+
+def _separate_main(argv):
+    """--separate: main's timing table, each library timed in its own processes."""
+    only_L = _separate.opt(argv, "--L", lambda s: [int(x) for x in s.split(",")])
+    rounds = _separate.opt(argv, "--rounds", int, 5)
+    calls = _separate.opt(argv, "--calls", int)
+    sides = ("pixelforge", "torch")
+    med, info = _separate.run(__file__, argv, sides, rounds)
+    pfi, ti = info["pixelforge"], info["torch"]
+    clock = "thread CPU time" if pfi["threads"] == 1 else "wall time"
+    print(f"CPU isa {pfi['isa']}, {pfi['threads']} thread(s) (torch {ti['version']}: {ti['threads']}); float32, "
+          f"H={H}, D={D}; {_separate.header(sides, rounds, calls or '9 calls (L=4096: 3)')} ({clock}); "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    print("| direction | L | B | mask | pixelforge GFLOP/s | torch GFLOP/s | ref GFLOP/s | pixelforge / torch |")
+    print("|---|---|---|---|---|---|---|---|")
+    for direction in ("forward", "backward"):
+        for L, B in _points("--quick" in argv, only_L):
+            for causal in (False, True):
+                mask = "causal" if causal else "full"
+                key = f"{direction} {L} {B} {mask}"
+                t_pf, t_t = med["pixelforge"][key + " pixelforge"], med["torch"][key + " torch"]
+                t_ref = med["pixelforge"].get(key + " ref")
+                fl = flops(L, B, causal, direction)
+                ref_s = f"{fl / t_ref / 1e9:.2f}" if t_ref else "n/a (1 GiB scores)"
+                print(f"| {direction} | {L} | {B} | {mask} | {fl / t_pf / 1e9:.1f} | {fl / t_t / 1e9:.1f} | {ref_s} | "
+                      f"{t_t / t_pf:.2f}x |", flush=True)
+
+
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv, memory="--single-thread" not in sys.argv)
+    if ROLE == "parent":
+        _separate_main(sys.argv[1:])
+    elif ROLE is not None:
+        _side_main(sys.argv[1:], ROLE)
+    else:
+        main(quick="--quick" in sys.argv, memory="--single-thread" not in sys.argv,
+             only_L=_separate.opt(sys.argv, "--L", lambda s: [int(x) for x in s.split(",")]))

@@ -11,6 +11,9 @@ Interleaved medians (what bench/RESULTS_train_step.md records):
 ``PYTHONPATH=python python bench/bench_train_step.py`` (2 threads, wall time), and
 ``... bench_train_step.py --single``: one thread for every library (OpenMP, OpenBLAS, torch) and
 the main thread's CPU time per step, which a busy shared machine disturbs far less than wall time.
+``--cases mlp,b32`` keeps the cases whose name contains one of the words. Each library in its own
+process (bench/_separate.py), taking turns, BENCH_SECONDS per process and case:
+``... bench_train_step.py --separate [--rounds 5] [--single] [--cases mlp]``.
 """
 import os
 import sys
@@ -24,8 +27,13 @@ if __name__ == "__main__" and "--single" in sys.argv:
 import numpy as np
 import pytest
 
-import pixelforge as pf
-from pixelforge.benchmarks import interleaved as harness_interleaved
+import _separate
+
+# --separate: the parent imports neither library, each child only its own
+ROLE = _separate.role() if __name__ == "__main__" else None
+if ROLE in (None, "pixelforge"):
+    import pixelforge as pf
+    from pixelforge.benchmarks import interleaved as harness_interleaved
 
 CASES = {"conv b128 1x8x8": (128, 1, 8), "conv b32 3x32x32": (32, 3, 32), "mlp b128 64": (128, 1, 8)}
 
@@ -148,10 +156,66 @@ def interleaved(case, seconds=6.0, inner=5, clock=time.perf_counter, threads=Non
     return {k: v / inner * 1e3 for k, v in harness_interleaved(turns, rounds, clock=clock).items()}
 
 
+def _selected(argv):
+    """--cases mlp,b32: the cases whose name contains one of the words (default: all)."""
+    words = [w for w in (_separate.opt(argv, "--cases") or "").split(",") if w]
+    return [c for c in CASES if not words or any(w in c for w in words)]
+
+
+# ----------------------------------------------------------------------------- --separate
+def _side_main(argv, side):
+    """A --separate child: one library's step per selected case, timed like interleaved() (turns
+    of ``inner`` steps for about BENCH_SECONDS, the median turn), one JSON line."""
+    secs, inner = float(os.environ.get("BENCH_SECONDS", "6")), 5
+    single = "--single" in argv
+    clock = time.thread_time if single else time.perf_counter
+    calls = _separate.opt(argv, "--calls", int)
+    if side == "torch":
+        torch = _separate.torch_or_none(1 if single else _separate.opt(argv, "--threads", int))
+        info = {"version": torch.__version__, "threads": torch.get_num_threads()}
+        cases, make = _selected(argv), make_torch_step
+    else:
+        info = {"threads": pf.info()["cpu"]["threads"], "isa": pf.info()["cpu"]["isa"]}
+        cases, make = [c for c in _selected(argv) if not c.startswith("conv") or _has_conv()], make_pf_step
+    times = {}
+    for case in cases:
+        f = make(case)
+        f()
+        t0 = time.perf_counter()
+        f()
+        rounds = calls or max(3, int(secs / max(inner * (time.perf_counter() - t0), 1e-6)))
+        times[case] = _separate.median_seconds(lambda f=f: [f() for _ in range(inner)], rounds, clock) / inner
+    _separate.report(side, times, info)
+
+
+def _separate_main(argv):
+    """--separate: the table below, each library timed in its own processes."""
+    rounds = _separate.opt(argv, "--rounds", int, 5)
+    calls = _separate.opt(argv, "--calls", int)
+    sides = ("pixelforge", "torch")
+    med, info = _separate.run(__file__, argv, sides, rounds)
+    pfi, ti = info["pixelforge"], info["torch"]
+    print(f"threads={pfi['threads']} isa={pfi['isa']} torch {ti['version']} threads={ti['threads']} "
+          f"{'1 thread, thread CPU time' if '--single' in argv else 'wall time'}; load {os.getloadavg()}",
+          file=sys.stderr)
+    turns = f"{calls} turns of 5 steps" if calls else \
+        f"the turns of 5 steps in about BENCH_SECONDS={os.environ.get('BENCH_SECONDS', '6')} s"
+    print(f"# {_separate.header(sides, rounds, turns)}")
+    print("| case | pixelforge ms/step | torch ms/step | speed-up (torch / pixelforge) |")
+    print("|---|---|---|---|")
+    for case in _selected(argv):
+        if case in med["pixelforge"] and case in med["torch"]:
+            t = {k: med[k][case] * 1e3 for k in sides}
+            print(f"| {case} | {t['pixelforge']:.3f} | {t['torch']:.3f} | {t['torch'] / t['pixelforge']:.2f}x |")
+
+
+if __name__ == "__main__" and ROLE is not None:
+    sys.exit(_separate_main(sys.argv[1:]) if ROLE == "parent" else _side_main(sys.argv[1:], ROLE))
+
 if __name__ == "__main__":
     secs = float(os.environ.get("BENCH_SECONDS", "6"))
     single = "--single" in sys.argv
-    cases = [c for c in CASES if not c.startswith("conv") or _has_conv()]
+    cases = [c for c in _selected(sys.argv[1:]) if not c.startswith("conv") or _has_conv()]
     print(f"threads={pf.info()['cpu']['threads']} isa={pf.info()['cpu']['isa']} "
           f"{'1 thread, thread CPU time' if single else 'wall time'}; load {os.getloadavg()}", file=sys.stderr)
     print("| case | pixelforge ms/step | torch ms/step | speed-up (torch / pixelforge) |")
