@@ -62,3 +62,34 @@ def test_errors(tmp_path):
     assert r.returncode == 2 and "path" in r.stderr
     r = _run("train", "flow", "--out", str(tmp_path / "x"))
     assert r.returncode != 0
+
+
+def test_sample_guidance_flags(tmp_path):
+    """--autoguidance sets the guide's scale (1: off) and equals the Python API's output;
+    --guidance-scale reaches the model's own check."""
+    pytest.importorskip("sklearn")
+    import pixelforge as pf
+    out = tmp_path / "ag"
+    r = _run("train", "diffusion", "--out", str(out), "--steps", "4", "--quiet", "--config",
+             json.dumps({"base": 8, "emb_dim": 16, "autoguidance": 2.0}))
+    assert r.returncode == 0, r.stderr
+    png = {}
+    for name, extra in (("default", []), ("two", ["--autoguidance", "2"]), ("off", ["--autoguidance", "1"])):
+        png[name] = tmp_path / f"{name}.png"
+        r = _run("sample", str(out), "--n", "4", "--steps", "3", "--out", str(png[name]), *extra)
+        assert r.returncode == 0, r.stderr
+    read = {k: v.read_bytes() for k, v in png.items()}
+    assert read["default"] == read["two"] and read["default"] != read["off"]
+    m = pf.models.load(out)
+    m.config["autoguidance"] = 1.0
+    pf.io.save_image_grid(m.sample(4, seed=0, steps=3), tmp_path / "api.png", scale=4)
+    assert (tmp_path / "api.png").read_bytes() == png["off"].read_bytes()
+    r = _run("sample", str(out), "--n", "2", "--autoguidance", "-1", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "--autoguidance" in r.stderr
+    r = _run("sample", str(out), "--n", "2", "--guidance-scale", "2", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "guidance_scale" in r.stderr
+    plain = tmp_path / "plain"
+    r = _run("train", "diffusion", "--out", str(plain), "--steps", "2", "--quiet", "--config", '{"base": 8}')
+    assert r.returncode == 0, r.stderr
+    r = _run("sample", str(plain), "--n", "2", "--autoguidance", "2", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "no guide network" in r.stderr

@@ -79,6 +79,15 @@ def _cmd_sample(args) -> int:
             print("--steps applies to diffusion models only", file=sys.stderr)
             return 2
         kw["steps"] = args.steps
+    if args.guidance_scale is not None:
+        kw["guidance_scale"] = args.guidance_scale   # the model checks it (conditional diffusion)
+    if args.autoguidance is not None:
+        if getattr(model, "guide_unet", None) is None:
+            raise ValueError("--autoguidance: this run has no guide network (unconditional diffusion models "
+                             "trained with autoguidance != 1 have one)")
+        if not args.autoguidance >= 0:
+            raise ValueError(f"--autoguidance: expected a number >= 0 (1: off), got {args.autoguidance}")
+        model.config["autoguidance"] = float(args.autoguidance)
     labels = None
     if args.label is not None:
         labels = np.full(args.n, args.label, np.int64)
@@ -238,6 +247,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, default=None)
     p.add_argument("--steps", type=int, default=None, help="diffusion sampling steps")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="classifier-free guidance of a conditional diffusion run (default: its config's)")
+    p.add_argument("--autoguidance", type=float, default=None,
+                   help="the guide network's scale for an unconditional diffusion run (1: off)")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
                    help="bfloat16: bfloat16 products and float32 sums (see train --precision)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="sample on the CPU or an NVIDIA GPU")
