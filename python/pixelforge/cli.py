@@ -85,9 +85,8 @@ def _cmd_sample(args) -> int:
         if getattr(model, "guide_unet", None) is None:
             raise ValueError("--autoguidance: this run has no guide network (unconditional diffusion models "
                              "trained with autoguidance != 1 have one)")
-        if not args.autoguidance >= 0:
-            raise ValueError(f"--autoguidance: expected a number >= 0 (1: off), got {args.autoguidance}")
-        model.config["autoguidance"] = float(args.autoguidance)
+        from .models.diffusion import check_autoguidance  # noqa: PLC0415
+        model.config["autoguidance"] = check_autoguidance(args.autoguidance, "--autoguidance")
     labels = None
     if args.label is not None:
         labels = np.full(args.n, args.label, np.int64)
